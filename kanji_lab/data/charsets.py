@@ -1,0 +1,66 @@
+"""Class sets: which characters a data set or model covers."""
+
+from __future__ import annotations
+
+_SMALL_KANA = set("ぁぃぅぇぉっゃゅょゎ")
+
+
+def jis0208(hi: int, lo: int) -> str:
+    """The Unicode character of a JIS X 0208 row/cell code (7-bit bytes, e.g. 0x30, 0x21 -> 亜)."""
+    return bytes([0x80 | hi, 0x80 | lo]).decode("euc_jp")
+
+
+def jis_level1_kanji() -> list[str]:
+    """The 2,965 JIS X 0208 level-1 kanji, 0x3021..0x4F53, in JIS order."""
+    chars = []
+    for hi in range(0x30, 0x50):
+        for lo in range(0x21, 0x7F):
+            if (hi, lo) > (0x4F, 0x53):
+                break
+            chars.append(jis0208(hi, lo))
+    return chars
+
+
+def hiragana_row() -> list[str]:
+    """JIS X 0208 row 0x24: the 83 hiragana ぁ..ん."""
+    return [jis0208(0x24, lo) for lo in range(0x21, 0x74)]
+
+
+def etl9g_classes() -> list[str]:
+    """The 3,036 ETL9G classes: level-1 kanji plus 71 hiragana (no small kana, no ゐ ゑ)."""
+    hira = [c for c in hiragana_row() if c not in _SMALL_KANA and c not in "ゐゑ"]
+    return jis_level1_kanji() + hira
+
+
+def katakana() -> list[str]:
+    """The 48 basic katakana ア..ン (no small or voiced forms; ヰ ヱ included, as in ETL)."""
+    row = [jis0208(0x25, lo) for lo in range(0x21, 0x74)]
+    small = set("ァィゥェォッャュョヮヵヶ")
+    voiced = set("ガギグゲゴザジズゼゾダヂヅデドバビブベボパピプペポヴ")
+    return [c for c in row if c not in small and c not in voiced]
+
+
+def kana_classes() -> list[str]:
+    """Hiragana and katakana: the 71 hiragana of ETL9 plus the basic katakana."""
+    return etl9g_classes()[-71:] + katakana()
+
+
+NAMED_SETS = {
+    "etl9g": etl9g_classes,
+    "kana": kana_classes,
+    "hiragana": lambda: etl9g_classes()[-71:],
+}
+
+
+def resolve_classes(spec: str) -> list[str]:
+    """A named class set (see :data:`NAMED_SETS`) or an explicit string of characters.
+
+    The result is de-duplicated and keeps first-seen order.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            "empty class set: set data.classes to a named set "
+            f"({', '.join(NAMED_SETS)}) or a string of characters, e.g. data.classes=亜唖娃"
+        )
+    chars = NAMED_SETS[spec]() if spec in NAMED_SETS else [c for c in spec if not c.isspace()]
+    return list(dict.fromkeys(chars))

@@ -1,0 +1,54 @@
+"""Registry of data sources: each turns its ``data`` config into a ready cache folder.
+
+A source is a function ``build(cfg, progress) -> Path`` that returns a finished cache folder (see
+:mod:`kanji_lab.data.cache`), building it first when it is missing or stale. Modules register
+themselves with :func:`register`; :data:`_MODULES` says which module holds which source so that
+importing the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+Builder = Callable[[DictConfig, bool], Path]
+
+_BUILDERS: dict[str, Builder] = {}
+_MODULES = {
+    "synthetic": "kanji_lab.data.synthetic",
+}
+
+
+class DataSourceError(ValueError):
+    """A data source cannot be used as configured; the message says how to fix it."""
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: make ``fn`` the builder of source ``name``."""
+
+    def wrap(fn: Builder) -> Builder:
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def available() -> list[str]:
+    """Names of every known source."""
+    return sorted(set(_MODULES) | set(_BUILDERS))
+
+
+def build_cache(cfg: DictConfig, progress: bool = True) -> Path:
+    """Return the cache folder for data config ``cfg``, building it if needed."""
+    name = cfg.get("source")
+    if name not in _BUILDERS and name in _MODULES:
+        importlib.import_module(_MODULES[name])
+    if name not in _BUILDERS:
+        raise DataSourceError(
+            f"unknown data source {name!r}; known sources: {', '.join(available())}. "
+            "Pick one with data=<name> (see conf/data/)."
+        )
+    return _BUILDERS[name](cfg, progress)
