@@ -9,8 +9,8 @@ importing the registry stays cheap.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import DictConfig
 
@@ -19,6 +19,16 @@ Builder = Callable[[DictConfig, bool], Path]
 _BUILDERS: dict[str, Builder] = {}
 _MODULES = {
     "synthetic": "kanji_lab.data.synthetic",
+    "etl9g": "kanji_lab.data.etl_source",
+    "etl8g": "kanji_lab.data.etl_source",
+    "etl7": "kanji_lab.data.etl_source",
+    "etl6": "kanji_lab.data.etl_source",
+    "etl1": "kanji_lab.data.etl_source",
+    "etl8b": "kanji_lab.data.etl_source",
+    "etl9b": "kanji_lab.data.etl_source",
+    "combined_all_etl": "kanji_lab.data.etl_source",
+    "auto": "kanji_lab.data.etl_source",
+    "folder": "kanji_lab.data.folder",
 }
 
 

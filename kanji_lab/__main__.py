@@ -1,0 +1,3 @@
+from kanji_lab.train import main
+
+main()

@@ -1,0 +1,87 @@
+"""Batched augmentation that runs on whatever device the batch is on.
+
+Every transform is one tensor operation over the whole batch: a random affine warp (rotation,
+anisotropic scale, shear, translation) and an optional elastic field go through a single
+``grid_sample``, and stroke thickness changes are a max-pool (dilate) or min-pool (erode).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class BatchAugment(nn.Module):
+    """Random geometric and thickness distortion of ink-bright images in [0, 1].
+
+    Paper is 0, so the zero padding that ``grid_sample`` adds outside the frame is blank paper.
+    """
+
+    def __init__(
+        self,
+        rotate: float = 8.0,
+        scale: tuple[float, float] = (0.85, 1.1),
+        aspect: float = 0.1,
+        shear: float = 0.15,
+        translate: float = 0.08,
+        elastic: float = 0.0,
+        elastic_grid: int = 5,
+        thickness: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.rotate = rotate
+        self.scale = tuple(scale)
+        self.aspect = aspect
+        self.shear = shear
+        self.translate = translate
+        self.elastic = elastic
+        self.elastic_grid = elastic_grid
+        self.thickness = thickness
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self._warp(x)
+        if self.thickness > 0:
+            x = self._thickness(x)
+        return x
+
+    def affine(self, batch: int, device: torch.device) -> Tensor:
+        """Random ``(B, 2, 3)`` matrices mapping output to input coordinates."""
+
+        def uniform(low: float, high: float) -> Tensor:
+            return torch.empty(batch, device=device).uniform_(low, high)
+
+        angle = uniform(-self.rotate, self.rotate) * (math.pi / 180)
+        scale = uniform(*self.scale)
+        aspect = torch.exp(uniform(-self.aspect, self.aspect))
+        sx, sy = scale * aspect, scale / aspect
+        shear = uniform(-self.shear, self.shear)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # rotation @ shear @ scale, inverted by dividing the scale out (grid maps output -> input)
+        a = torch.stack([cos, cos * shear - sin, sin, sin * shear + cos], dim=1).view(batch, 2, 2)
+        a = a / torch.stack([sx, sy], dim=1).unsqueeze(1)
+        t = torch.empty(batch, 2, 1, device=device).uniform_(-self.translate, self.translate) * 2
+        return torch.cat([a, t], dim=2)
+
+    def _warp(self, x: Tensor) -> Tensor:
+        theta = self.affine(x.shape[0], x.device).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        if self.elastic > 0:
+            grid = grid + self._elastic_field(x)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def _elastic_field(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        coarse = torch.randn(b, 2, self.elastic_grid, self.elastic_grid, device=x.device)
+        field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
+        return (field * self.elastic).permute(0, 2, 3, 1).to(x.dtype)
+
+    def _thickness(self, x: Tensor) -> Tensor:
+        # blend towards a 3x3 dilation (a > 0, thicker) or erosion (a < 0, thinner)
+        a = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(-1, 1) * self.thickness
+        dilated = F.max_pool2d(x, 3, 1, 1)
+        eroded = -F.max_pool2d(-x, 3, 1, 1)
+        target = torch.where(a > 0, dilated, eroded)
+        return x + a.abs().to(x.dtype) * (target - x)

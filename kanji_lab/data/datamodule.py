@@ -1,0 +1,168 @@
+"""One LightningDataModule for every data source."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from kanji_lab.data import sources
+from kanji_lab.data.augment import BatchAugment
+from kanji_lab.data.cache import CharacterSet, open_cache
+from kanji_lab.data.splits import split_indices
+
+log = logging.getLogger(__name__)
+
+
+class EpochBatchSampler(Sampler[np.ndarray]):
+    """Yields index batches; the shuffle order depends only on (seed, epoch), so a resumed run
+    sees the same batches it would have seen without the interruption."""
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
+        self.size, self.batch_size = size, batch_size
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        whole, rest = divmod(self.size, self.batch_size)
+        return whole + (0 if self.drop_last or rest == 0 else 1)
+
+    def __iter__(self):
+        order = (
+            np.random.default_rng((self.seed, self.epoch)).permutation(self.size)
+            if self.shuffle
+            else np.arange(self.size)
+        )
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
+class IndexedBatches(Dataset):
+    """Gathers whole batches from the memory-mapped cache: ``dataset[index_array]`` returns
+    ``(uint8 images (B, 64, 64), int64 targets (B,))``. Indices are read in sorted order, which
+    keeps reads from the memory map sequential."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, indices: np.ndarray) -> None:
+        self.images, self.targets, self.indices = images, targets, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.sort(self.indices[positions])
+        return torch.from_numpy(self.images[rows]), torch.from_numpy(self.targets[rows])
+
+
+class CharacterDataModule(pl.LightningDataModule):
+    """Serves any configured source: builds its cache, splits by writer, batches, augments.
+
+    ``labels`` fixes the vocabulary (index -> character); by default it is every character in the
+    data, sorted. Samples whose character is outside the vocabulary get target -1.
+    """
+
+    def __init__(
+        self,
+        data: DictConfig | dict,
+        batch_size: int = 256,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        augment: dict[str, Any] | None = None,
+        labels: list[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.cfg = data if isinstance(data, DictConfig) else OmegaConf.create(data)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.augment = BatchAugment(**augment) if augment else None
+        self.labels = list(labels) if labels is not None else None
+        self.seed = seed
+        self.data: CharacterSet | None = None
+        self.targets: np.ndarray | None = None
+        self.splits: dict[str, np.ndarray] = {}
+
+    def prepare_data(self) -> None:
+        sources.build_cache(self.cfg, progress=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        self.data = open_cache(Path(sources.build_cache(self.cfg, progress=True)))
+        if len(self.data) == 0:
+            raise sources.DataSourceError(f"data source {self.cfg.name!r} holds no samples")
+        if self.labels is None:
+            self.labels = self.data.characters
+        self.targets = encode_targets(self.data.codepoints, self.labels)
+        split = self.cfg.get("split", {})
+        self.splits = split_indices(
+            self.data.writers,
+            self.data.sources,
+            val=split.get("val", 0.1),
+            test=split.get("test", 0.1),
+            seed=split.get("seed", 0),
+            by=split.get("by", "writer"),
+        )
+        self.splits["all"] = np.arange(len(self.data))
+        counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        log.info("data %s: %d classes; samples: %s", self.cfg.name, len(self.labels), counts)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels or [])
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """Batches of one split: ``train``, ``val``, ``test`` or ``all``."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; choose from {', '.join(self.splits)}")
+        indices = self.splits[split]
+        if len(indices) == 0:
+            raise sources.DataSourceError(
+                f"the {split} split of {self.cfg.name!r} is empty: the source has too few writers "
+                f"for data.split fractions {OmegaConf.to_container(self.cfg.get('split', {}))}"
+            )
+        batch = self.batch_size if shuffle else self.eval_batch_size
+        sampler = EpochBatchSampler(len(indices), batch, shuffle, self.seed, drop_last=False)
+        return DataLoader(
+            IndexedBatches(self.data.images, self.targets, indices),
+            batch_size=None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, targets = batch
+        x = images.unsqueeze(1).float() / 255.0
+        if self.augment is not None and self.trainer is not None and self.trainer.training:
+            x = self.augment(x)
+        return x * 2.0 - 1.0, targets
+
+
+def encode_targets(codepoints: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Class index of each code point in ``labels``; -1 where the character is not a label."""
+    vocab = np.array([ord(c) for c in labels], dtype=np.int64)
+    order = np.argsort(vocab)
+    sorted_vocab = vocab[order]
+    codepoints = np.asarray(codepoints, dtype=np.int64)
+    pos = np.clip(np.searchsorted(sorted_vocab, codepoints), 0, len(vocab) - 1)
+    found = sorted_vocab[pos] == codepoints
+    return np.where(found, order[pos], -1).astype(np.int64)

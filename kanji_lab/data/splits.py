@@ -1,0 +1,60 @@
+"""Train / validation / test splits by writer, so that no hand appears in two splits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def split_indices(
+    writers: np.ndarray,
+    sources: np.ndarray,
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 0,
+    by: str = "writer",
+) -> dict[str, np.ndarray]:
+    """Sample indices of each split.
+
+    ``by="writer"`` (the default) assigns whole writers to splits, stratified by the source in
+    which each writer first appears, so every style family or part is represented and a writer
+    seen in two parts (ETL9G and ETL9B) stays on one side. ``by="sample"`` is a random per-sample
+    split, which lets one hand appear in training and evaluation; use it only knowingly.
+    """
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ValueError(f"split fractions val={val}, test={test} must be in [0, 1) and sum < 1")
+    rng = np.random.default_rng(seed)
+    if by == "sample":
+        return _cut(rng.permutation(len(writers)), val, test)
+    if by != "writer":
+        raise ValueError(f"split.by must be 'writer' or 'sample', got {by!r}")
+    unique, first = np.unique(np.asarray(writers), return_index=True)
+    strata = np.asarray(sources)[first]
+    assignment = np.zeros(len(unique), dtype=np.int8)
+    for stratum in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == stratum))
+        for code, part in enumerate(_cut(members, val, test).values()):
+            assignment[part] = code
+    of_sample = assignment[np.searchsorted(unique, writers)]
+    return {name: np.flatnonzero(of_sample == code) for code, name in enumerate(SPLITS)}
+
+
+def _cut(order: np.ndarray, val: float, test: float) -> dict[str, np.ndarray]:
+    """Cut a permutation into train/val/test; each non-zero fraction gets at least one item
+    while at least one item is left for training."""
+    n = len(order)
+    n_test = _count(n, test)
+    n_val = _count(n - n_test, val * n / max(n - n_test, 1))
+    n_train = n - n_val - n_test
+    return {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+
+
+def _count(n: int, fraction: float) -> int:
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(max(1, round(n * fraction)), n - 1)

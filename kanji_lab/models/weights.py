@@ -1,0 +1,52 @@
+"""Model files that stand alone: safetensors weights with the architecture and labels inside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from kanji_lab.models.registry import build_network
+
+FORMAT = "kanji_lab/1"
+PREPROCESSING = {"size": 64, "channels": 1, "ink": "bright", "range": [-1.0, 1.0]}
+
+
+def save_weights(path: Path, net: nn.Module, arch: str, net_cfg: dict, labels: list[str]) -> Path:
+    """Write ``net``'s weights plus what is needed to rebuild it (no training code needed)."""
+    metadata = {
+        "format": FORMAT,
+        "arch": arch,
+        "net": json.dumps(net_cfg),
+        "labels": json.dumps(labels, ensure_ascii=False),
+        "preprocessing": json.dumps(PREPROCESSING),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(tensors, str(path), metadata=metadata)
+    return Path(path)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """Architecture, net config, labels and preprocessing stored in a weights file."""
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata() or {}
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a kanji_lab weights file (format {raw.get('format')!r})")
+    return {
+        "arch": raw["arch"],
+        "net": json.loads(raw["net"]),
+        "labels": json.loads(raw["labels"]),
+        "preprocessing": json.loads(raw["preprocessing"]),
+    }
+
+
+def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the network stored in ``path`` in eval mode; returns it and its metadata."""
+    meta = read_metadata(path)
+    net = build_network(meta["arch"], meta["labels"], **meta["net"])
+    net.load_state_dict(load_file(str(path)))
+    return net.eval(), meta
