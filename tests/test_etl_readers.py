@@ -1,0 +1,184 @@
+"""Every field of every record type decoded from byte-exact fixture records."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from kanji_lab.data import etl
+from kanji_lab.data.resize import to_square_size
+from kanji_lab.data.sources import DataSourceError
+from tests.etl_fixtures import (
+    ETL9G_SAMPLE_HEADERS,
+    G8_STRUCT,
+    G9_STRUCT,
+    b_file,
+    b_record,
+    g_record,
+    glyph,
+    m_record,
+    write,
+)
+
+G_NAMES = ("sheet", "jis", "reading", "serial", "eval_image", "eval_group", "sex", "age",
+           "industry", "occupation", "gathered", "scanned", "x", "y")  # fmt: skip
+M_NAMES = ("ebcdic", "eval_image", "eval_group", "sex", "age", "serial", "industry", "occupation",
+           "gathered", "scanned", "y", "x", "min_level", "max_level")  # fmt: skip
+
+
+def test_struct_formats_match_layouts():
+    assert struct.calcsize(G9_STRUCT) == struct.calcsize(G8_STRUCT) == 8199
+    for layout in etl.LAYOUTS.values():
+        assert layout.header_dtype.itemsize == layout.record_length
+
+
+@pytest.mark.parametrize("kind, part", [("9G", "ETL9G"), ("8G", "ETL8G")])
+def test_g_type_fields_and_pixels(tmp_path, kind, part):
+    extra = (3, 4, 1, 27, 11, 12, 8212, 8310, 9, 10)
+    images = [glyph(127, 128, 15, seed, noise=True) for seed in range(3)]
+    recs = [
+        g_record(kind, 21, 0x3021, im, b"A.TSUGU ", 7 + i, extra) for i, im in enumerate(images)
+    ]
+    r = etl.read_file(write(tmp_path / f"ETL{kind}_01", recs), part)
+    assert len(r) == 3
+    values = (21, 0x3021, b"A.TSUGU ", 7) + extra
+    for name, value in zip(G_NAMES, values, strict=True):
+        assert r.header[name][0] == value, name
+    assert r.header["serial"].tolist() == [7, 8, 9]
+    assert r.codepoints.tolist() == [ord("亜")] * 3
+    assert np.array_equal(r.levels(), np.stack([im.levels for im in images]))
+    assert r.sheets.tolist() == [21] * 3
+
+
+def test_official_etl9g_sample_headers(tmp_path):
+    recs = [
+        struct.pack(G9_STRUCT, *header, glyph(127, 128, 15, 0, noise=True).levels.tobytes()[:8128])
+        for header, _ in ETL9G_SAMPLE_HEADERS
+    ]
+    r = etl.read_file(write(tmp_path / "ETL9G_01", recs), "ETL9G")
+    assert "".join(map(chr, r.codepoints)) == "".join(c for _, c in ETL9G_SAMPLE_HEADERS)
+    for i, (header, _) in enumerate(ETL9G_SAMPLE_HEADERS):
+        assert tuple(r.header[n][i] for n in G_NAMES) == header
+    assert r.writers.tolist() == [900001] * 3  # sheets 1, 1, 2 are all writer 1
+
+
+@pytest.mark.parametrize("kind, part", [("9B", "ETL9B"), ("8B", "ETL8B")])
+def test_b_type_fields_pixels_and_dummy(tmp_path, kind, part):
+    images = [glyph(63, 64, 1, seed) for seed in range(2)]
+    recs = [bytes(512 if kind == "8B" else 576)] + [
+        b_record(kind, 21 + i, 0x2422, im, b"A.  ") for i, im in enumerate(images)
+    ]
+    r = etl.read_file(write(tmp_path / f"ETL{kind}_1", recs), part)
+    assert len(r) == 2  # the dummy record is skipped
+    assert r.header["sheet"].tolist() == [21, 22]
+    assert r.header["reading"].tolist() == [b"A.  "] * 2
+    assert r.codepoints.tolist() == [ord("あ")] * 2
+    assert np.array_equal(r.levels(), np.stack([im.levels for im in images]))
+
+
+def test_b_type_without_dummy_fails(tmp_path):
+    recs = [b_record("9B", 1, 0x2422, glyph(63, 64, 1, 0))]
+    with pytest.raises(DataSourceError, match="dummy"):
+        etl.read_file(write(tmp_path / "ETL9B_1", recs), "ETL9B")
+
+
+def test_m_type_fields_and_pixels(tmp_path):
+    extra = (0xC2, 1, 2, 1, 30, 123456, 4, 5, 8010, 8105, 11, 12, 0, 15)
+    images = [glyph(63, 64, 15, seed) for seed in range(2)]
+    recs = [m_record(17, 0xB6, im, b"KA", 5 + i, extra) for i, im in enumerate(images)]
+    r = etl.read_file(write(tmp_path / "ETL6C_01", recs), "ETL6")
+    assert r.header["data_number"].tolist() == [5, 6]
+    assert r.header["code_name"][0] == b"KA"
+    assert r.header["jis"][0] == 0xB6
+    for name, value in zip(M_NAMES, extra, strict=True):
+        assert r.header[name][0] == value, name
+    assert r.codepoints.tolist() == [ord("カ")] * 2
+    assert r.writers.tolist() == [600017] * 2
+    assert np.array_equal(r.levels(), np.stack([im.levels for im in images]))
+
+
+@pytest.mark.parametrize("layout", ["G9", "B8", "M"])
+def test_fast_decode_matches_plain_pad_and_resize(layout):
+    lay = etl.LAYOUTS[layout]
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (5, lay.image_bytes), dtype=np.uint8)
+    levels = etl.unpack_levels(pixels, lay).astype(float) * 255 / lay.max_level
+    expected = to_square_size(np.rint(levels).astype(np.uint8), 64)
+    got = etl.decode_images(pixels, lay)
+    assert got.shape == (5, 64, 64) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_images_are_ink_bright_and_padded_at_the_bottom(tmp_path):
+    im = glyph(127, 128, 15, 0)
+    im.levels[:] = 15  # all ink
+    r = etl.read_file(write(tmp_path / "ETL9G_01", [g_record("9G", 1, 0x3021, im)]), "ETL9G")
+    out = r.images()[0]
+    assert out[:63].min() == 255 and out[63].max() == 128  # 127 rows padded by one blank row
+
+
+def test_9g_file_read_as_8g_fails_loudly(tmp_path):
+    path = write(tmp_path / "ETL8G_01", [g_record("9G", 1, 0x3021, glyph(127, 128, 15, 0, True))])
+    with pytest.raises(DataSourceError, match="not an ETL8G file.*ETL9G layout"):
+        etl.read_file(path, "ETL8G")
+
+
+def test_8g_file_read_as_9g_fails_loudly(tmp_path):
+    path = write(tmp_path / "ETL9G_01", [g_record("8G", 1, 0x3021, glyph(127, 128, 15, 0, True))])
+    with pytest.raises(DataSourceError, match="not an ETL9G file.*ETL8G layout"):
+        etl.read_file(path, "ETL9G")
+
+
+def test_size_not_a_multiple_names_file_and_likely_part(tmp_path):
+    path = write(tmp_path / "ETL9G_01", [b"\0" * 576 * 3])
+    with pytest.raises(DataSourceError, match=r"ETL9G_01 .*not a whole number.*fits ETL9B"):
+        etl.read_file(path, "ETL9G")
+    with pytest.raises(DataSourceError, match="empty"):
+        etl.read_file(write(tmp_path / "ETL6C_01", []), "ETL6")
+
+
+def test_invalid_codes_are_reported(tmp_path):
+    path = write(tmp_path / "ETL9G_01", [g_record("9G", 1, 0x7F7F, glyph(127, 128, 15, 0, True))])
+    with pytest.raises(DataSourceError, match="0x7F7F"):
+        etl.read_file(path, "ETL9G")
+
+
+def test_model_patterns_excluded_by_default(tmp_path):
+    path = write(tmp_path / "ETL9B_5", b_file("9B", [1], [0x3021], models=3036))
+    assert len(etl.read_file(path, "ETL9B")) == 1
+    assert len(etl.read_file(path, "ETL9B", include_models=True)) == 3037
+    assert etl.count_records(path, etl.PARTS["ETL9B"]) == 1
+    g8 = write(tmp_path / "ETL8G_33", [g_record("8G", 1, 0x3021, glyph(127, 128, 15, 0, True))])
+    assert len(etl.read_file(g8, "ETL8G")) == 0
+    assert len(etl.read_file(g8, "ETL8G", include_models=True)) == 1
+
+
+def test_writer_rules_per_family():
+    sheets = np.array([1, 10, 11, 20, 21, 40, 41])
+    assert etl.writer_ids(sheets, etl.PARTS["ETL9G"]).tolist() == [900001] * 4 + [900002] * 2 + [
+        900003
+    ]
+    assert np.array_equal(
+        etl.writer_ids(sheets, etl.PARTS["ETL9G"]), etl.writer_ids(sheets, etl.PARTS["ETL9B"])
+    )
+    assert np.array_equal(
+        etl.writer_ids(sheets, etl.PARTS["ETL8G"]), etl.writer_ids(sheets, etl.PARTS["ETL8B"])
+    )
+    assert etl.writer_ids(sheets, etl.PARTS["ETL8G"]).tolist()[:4] == [
+        800001,
+        800001,
+        800002,
+        800002,
+    ]
+    assert etl.writer_ids(sheets, etl.PARTS["ETL6"]).tolist() == (600000 + sheets).tolist()
+
+
+def test_part_of_file_is_case_sensitive():
+    assert etl.part_of_file("ETL9G_01").name == "ETL9G"
+    assert etl.part_of_file("ETL9G-01").name == "ETL9G"
+    assert etl.part_of_file("ETL8B2C3").name == "ETL8B"
+    assert etl.part_of_file("ETL7SC_2").name == "ETL7"
+    assert etl.part_of_file("etl9g_01") is None
+    assert etl.part_of_file("ETL9INFO") is None
