@@ -75,5 +75,6 @@ def save_config(cfg: DictConfig, run_dir: Path) -> Path:
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     return path

@@ -157,6 +157,11 @@ class CharacterDataModule(pl.LightningDataModule):
         return x * 2.0 - 1.0, targets
 
 
+def model_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ink-bright ``(B, 64, 64)`` -> the float ``(B, 1, 64, 64)`` in [-1, 1] models take."""
+    return images.unsqueeze(1).float() / 127.5 - 1.0
+
+
 def encode_targets(codepoints: np.ndarray, labels: list[str]) -> np.ndarray:
     """Class index of each code point in ``labels``; -1 where the character is not a label."""
     vocab = np.array([ord(c) for c in labels], dtype=np.int64)

@@ -1,0 +1,147 @@
+"""``python -m kanji_lab.evaluate run_dir=<run> data=<source>``: score a finished run's model."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
+
+from kanji_lab.config import config_dir
+from kanji_lab.data.datamodule import CharacterDataModule, model_input
+from kanji_lab.models.weights import load_weights
+from kanji_lab.run_dir import CONFIG_FILE, RunDirError, write_json
+
+log = logging.getLogger(__name__)
+WEIGHTS = "model.safetensors"
+
+
+def load_run(run_dir: Path) -> tuple[torch.nn.Module, list[str], DictConfig]:
+    """The model, its labels and the training config of a finished run."""
+    run_dir = Path(run_dir)
+    weights = run_dir / WEIGHTS
+    if not run_dir.is_dir():
+        raise RunDirError(f"run_dir={run_dir}: no such directory")
+    if not weights.is_file():
+        raise RunDirError(
+            f"run_dir={run_dir}: no {WEIGHTS}; pass the directory of a training run that finished "
+            "(runs go under outputs/train/runs/ by default)"
+        )
+    net, meta = load_weights(weights)
+    train_cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    return net, meta["labels"], train_cfg
+
+
+def choose_split(requested: str, data: DictConfig, trained_on: DictConfig) -> str:
+    """``auto``: the test split of the training data, all samples of any other data."""
+    if requested != "auto":
+        return requested
+    same = _identity(data) == _identity(trained_on)
+    return "test" if same else "all"
+
+
+def _identity(data: DictConfig) -> dict[str, Any]:
+    spec = OmegaConf.to_container(data, resolve=True)
+    spec.pop("cache_dir", None)
+    spec.pop("workers", None)
+    return spec
+
+
+@torch.no_grad()
+def predict_split(
+    net: torch.nn.Module, datamodule: CharacterDataModule, split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-5 predictions ``(N, k)`` and targets ``(N,)`` (-1 = character not in the labels)."""
+    preds, targets = [], []
+    for images, target in tqdm(datamodule.loader(split), desc=f"evaluate {split}", unit="batch"):
+        logits = net(model_input(images))
+        preds.append(logits.topk(min(5, logits.shape[1]), dim=1).indices.numpy())
+        targets.append(target.numpy())
+    return np.concatenate(preds), np.concatenate(targets)
+
+
+def score(
+    preds: np.ndarray, targets: np.ndarray, labels: list[str], codepoints: np.ndarray, top: int
+) -> dict[str, Any]:
+    """Top-1/top-5, per-class accuracy and the most confused pairs; samples whose character is
+    not in ``labels`` are counted apart (they can be neither right nor wrong)."""
+    known = targets >= 0
+    oov = Counter(chr(c) for c in codepoints[~known])
+    p, t = preds[known], targets[known]
+    hit1 = p[:, 0] == t
+    hit5 = (p == t[:, None]).any(axis=1)
+    per_class = {}
+    for cls in np.unique(t):
+        mask = t == cls
+        per_class[labels[cls]] = {"n": int(mask.sum()), "acc": float(hit1[mask].mean())}
+    wrong = zip(t[~hit1].tolist(), p[~hit1, 0].tolist(), strict=True)
+    pairs = Counter(wrong).most_common(top)
+    return {
+        "samples": int(len(targets)),
+        "scored": int(known.sum()),
+        "top1": float(hit1.mean()) if len(t) else None,
+        "top5": float(hit5.mean()) if len(t) else None,
+        "out_of_vocabulary": {"samples": int((~known).sum()), "characters": dict(oov)},
+        "confused_pairs": [
+            {"true": labels[a], "predicted": labels[b], "count": n} for (a, b), n in pairs
+        ],
+        "per_class": per_class,
+    }
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    net, labels, train_cfg = load_run(Path(cfg.run_dir))
+    data = cfg.data if cfg.get("data") else train_cfg.data
+    if not cfg.get("data"):
+        with open_dict(data):
+            data.cache_dir = cfg.paths.cache_dir
+    split = choose_split(cfg.split, data, train_cfg.data)
+    log.info("evaluating %s on %s, split %s", cfg.run_dir, data.name, split)
+    datamodule = CharacterDataModule(data, eval_batch_size=cfg.batch_size, labels=labels)
+    datamodule.setup("test")
+    preds, targets = predict_split(net, datamodule, split)
+    # split indices are ascending and an unshuffled loader keeps that order
+    codepoints = np.asarray(datamodule.data.codepoints)[datamodule.splits[split]]
+    metrics = {
+        "run_dir": str(cfg.run_dir),
+        "data": data.name,
+        "split": split,
+        **score(preds, targets, labels, codepoints, cfg.confusions),
+    }
+    write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+    _print(metrics, Path(cfg.paths.output_dir))
+    return metrics
+
+
+def _print(metrics: dict[str, Any], out: Path) -> None:
+    def pct(v: float | None) -> str:
+        return f"{100 * v:.2f}%" if v is not None else "n/a"
+
+    oov = metrics["out_of_vocabulary"]
+    print(
+        f"\n{metrics['data']} ({metrics['split']}): {metrics['scored']} of {metrics['samples']} "
+        f"samples scored, top-1 {pct(metrics['top1'])}, top-5 {pct(metrics['top5'])}\n"
+        f"  not in the model's vocabulary: {oov['samples']} samples of "
+        f"{len(oov['characters'])} characters\n"
+        "  most confused: "
+        + ", ".join(
+            f"{c['true']}->{c['predicted']} x{c['count']}" for c in metrics["confused_pairs"][:8]
+        )
+        + f"\n  written to {out / 'metrics.json'}",
+        flush=True,
+    )
+
+
+@hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

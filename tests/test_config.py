@@ -1,0 +1,74 @@
+"""Every config group option composes; the command line behaves as Hydra users expect."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from kanji_lab.config import config_dir
+
+CONF = Path(config_dir())
+GROUPS = sorted(
+    (group.name, option.stem)
+    for group in CONF.iterdir()
+    if group.is_dir() and group.name != "hydra"
+    for option in group.glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUPS, ids=[f"{g}={o}" for g, o in GROUPS])
+def test_every_group_option_composes(group, option):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"{group}={option}"])
+    assert cfg.task_name == "train"
+    assert cfg.model.arch and cfg.data.source
+
+
+def test_groups_named_in_the_brief_exist():
+    for group, options in {
+        "trainer": {"default", "cpu", "gpu", "ddp", "ddp_sim"},
+        "debug": {"fdr", "limit", "overfit"},
+        "logger": {"csv"},
+        "quantization": {"none"},
+        "model": {"cnn"},
+        "data": {"synthetic"},
+    }.items():
+        assert options <= {p.stem for p in (CONF / group).glob("*.yaml")}, group
+
+
+def test_unknown_key_fails_clearly():
+    with (
+        initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
+        pytest.raises(ConfigCompositionException, match="Could not override 'trainer.max_epoch'"),
+    ):
+        compose("train", overrides=["trainer.max_epoch=3"])
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KANJI_LAB_OUTPUT": str(cwd / "outputs")}
+    return subprocess.run(
+        [sys.executable, "-m", "kanji_lab", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_cfg_job_and_info(tmp_path):
+    job = _cli("--cfg", "job", "model.net.width=16", cwd=tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert "width: 16" in job.stdout
+    info = _cli("--info", cwd=tmp_path)
+    assert info.returncode == 0 and "Config search path" in info.stdout
+
+
+def test_cli_unknown_group_option_lists_choices(tmp_path):
+    bad = _cli("model=nope", cwd=tmp_path)
+    assert bad.returncode != 0
+    assert "Could not find 'model/nope'" in bad.stderr and "cnn" in bad.stderr

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from kanji_lab.data.splits import split_indices
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    writers = np.repeat(np.arange(40), 7)  # 40 writers, 7 samples each
+    sources = (writers % 4).astype(np.int16)  # 4 style families
+    order = rng.permutation(len(writers))
+    return writers[order], sources[order]
+
+
+def test_writer_split_is_disjoint_complete_and_stratified():
+    writers, sources = _data()
+    splits = split_indices(writers, sources, val=0.1, test=0.1, seed=3)
+    seen = [set(writers[idx]) for idx in splits.values()]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert sorted(np.concatenate(list(splits.values()))) == list(range(len(writers)))
+    for name in ("val", "test"):  # every family is represented in evaluation
+        assert set(sources[splits[name]]) == {0, 1, 2, 3}
+
+
+def test_writer_split_is_deterministic_and_seeded():
+    writers, sources = _data()
+    a = split_indices(writers, sources, seed=1)
+    b = split_indices(writers, sources, seed=1)
+    c = split_indices(writers, sources, seed=2)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["test"], c["test"])
+
+
+def test_writer_in_two_parts_stays_on_one_side():
+    writers = np.array([1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    sources = np.array([0, 1] * 5)  # e.g. ETL9G and ETL9B samples of the same writers
+    splits = split_indices(writers, sources, val=0.2, test=0.2, seed=0)
+    for idx in splits.values():
+        others = np.setdiff1d(np.arange(len(writers)), idx)
+        assert not set(writers[idx]) & set(writers[others])
+
+
+def test_sample_split_only_by_name_and_bad_fractions_rejected():
+    writers, sources = _data()
+    splits = split_indices(writers, sources, by="sample", seed=0)
+    assert sum(len(v) for v in splits.values()) == len(writers)
+    with pytest.raises(ValueError, match="split.by"):
+        split_indices(writers, sources, by="random")
+    with pytest.raises(ValueError, match="fractions"):
+        split_indices(writers, sources, val=0.6, test=0.5)
