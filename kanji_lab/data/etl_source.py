@@ -266,8 +266,7 @@ def decode_file_into(
     """Decode one file into rows ``start..`` of the images memory map; return its labels."""
     records = etl.read_file(Path(path), part, include_models)
     images = np.load(images_path, mmap_mode="r+")
-    records.images(out=images[start : start + len(records)])
-    images.flush()
+    records.images(out=images[start : start + len(records)])  # shared map: the writer flushes
     return records.codepoints, records.writers
 
 
