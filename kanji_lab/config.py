@@ -30,5 +30,11 @@ def user_cache_dir() -> str:
     return str(Path(base) / "kanji_lab")
 
 
-if not OmegaConf.has_resolver("kl.user_cache"):
-    OmegaConf.register_new_resolver("kl.user_cache", user_cache_dir)
+def first_set(*values: object) -> object:
+    """The first value that is not None (``${kl.first:${resume},default}``)."""
+    return next((v for v in values if v is not None), None)
+
+
+for _name, _fn in {"kl.user_cache": user_cache_dir, "kl.first": first_set}.items():
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
