@@ -67,10 +67,16 @@ def predict_split(
 
 
 def score(
-    preds: np.ndarray, targets: np.ndarray, labels: list[str], codepoints: np.ndarray, top: int
+    preds: np.ndarray,
+    targets: np.ndarray,
+    labels: list[str],
+    codepoints: np.ndarray,
+    sources: list[str],
+    top: int,
 ) -> dict[str, Any]:
-    """Top-1/top-5, per-class accuracy and the most confused pairs; samples whose character is
-    not in ``labels`` are counted apart (they can be neither right nor wrong)."""
+    """Top-1/top-5, accuracy per class and per source (style family or ETL part), and the most
+    confused pairs; samples whose character is not in ``labels`` are counted apart (they can be
+    neither right nor wrong). ``sources`` names each sample's source."""
     known = targets >= 0
     oov = Counter(chr(c) for c in codepoints[~known])
     p, t = preds[known], targets[known]
@@ -82,6 +88,12 @@ def score(
         per_class[labels[cls]] = {"n": int(mask.sum()), "acc": float(hit1[mask].mean())}
     wrong = zip(t[~hit1].tolist(), p[~hit1, 0].tolist(), strict=True)
     pairs = Counter(wrong).most_common(top)
+    known_sources = np.asarray(sources)[known]
+    per_source = {
+        name: {"n": int(mask.sum()), "acc": float(hit1[mask].mean())}
+        for name in sorted(set(known_sources))
+        for mask in [known_sources == name]
+    }
     return {
         "samples": int(len(targets)),
         "scored": int(known.sum()),
@@ -91,6 +103,7 @@ def score(
         "confused_pairs": [
             {"true": labels[a], "predicted": labels[b], "count": n} for (a, b), n in pairs
         ],
+        "per_source": per_source,
         "per_class": per_class,
     }
 
@@ -107,12 +120,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("test")
     preds, targets = predict_split(net, datamodule, split)
     # split indices are ascending and an unshuffled loader keeps that order
-    codepoints = np.asarray(datamodule.data.codepoints)[datamodule.splits[split]]
+    rows = datamodule.splits[split]
+    codepoints = np.asarray(datamodule.data.codepoints)[rows]
+    names = np.array(datamodule.data.source_names)[np.asarray(datamodule.data.sources)[rows]]
     metrics = {
         "run_dir": str(cfg.run_dir),
         "data": data.name,
         "split": split,
-        **score(preds, targets, labels, codepoints, cfg.confusions),
+        **score(preds, targets, labels, codepoints, names.tolist(), cfg.confusions),
     }
     write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
     _print(metrics, Path(cfg.paths.output_dir))
@@ -129,7 +144,11 @@ def _print(metrics: dict[str, Any], out: Path) -> None:
         f"samples scored, top-1 {pct(metrics['top1'])}, top-5 {pct(metrics['top5'])}\n"
         f"  not in the model's vocabulary: {oov['samples']} samples of "
         f"{len(oov['characters'])} characters\n"
-        "  most confused: "
+        + "".join(
+            f"  {name}: top-1 {pct(v['acc'])} of {v['n']}\n"
+            for name, v in metrics["per_source"].items()
+        )
+        + "  most confused: "
         + ", ".join(
             f"{c['true']}->{c['predicted']} x{c['count']}" for c in metrics["confused_pairs"][:8]
         )

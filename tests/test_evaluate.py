@@ -36,6 +36,8 @@ def test_evaluate_defaults_to_test_split_of_training_data(finished_run, tmp_path
     assert metrics["out_of_vocabulary"]["samples"] == 0
     assert 0 <= metrics["top1"] <= metrics["top5"] <= 1
     assert set(metrics["per_class"]) <= set("亜唖娃阿哀")
+    assert set(metrics["per_source"]) <= {"tiny/a", "tiny/b"}
+    assert sum(v["n"] for v in metrics["per_source"].values()) == metrics["scored"]
     written = json.loads((root / "eval" / "metrics.json").read_text())
     assert written["top1"] == metrics["top1"]
 
