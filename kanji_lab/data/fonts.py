@@ -1,0 +1,102 @@
+"""Font writers: glyphs from fonts shipped in pip packages, distorted like a hand's copy.
+
+Fonts are named in the config by package and path inside it (never discovered on the system),
+e.g. ``{package: pylopdf_fonts_cjk, path: NotoSerifJP-Regular.otf}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from kanji_lab.data.render import (
+    CANVAS,
+    VIEWBOX,
+    WriterStyle,
+    finish,
+    frame_centre,
+    frame_scale,
+    sample_affine,
+)
+
+GLYPH_PX = 128  # font size glyphs are drawn at before being warped onto the canvas
+_MISSING = "\U0010fffd"  # a private-use code point no font maps: renders as .notdef
+_MESH = 4  # cells per side of the warp grid
+
+
+class FontNotFound(FileNotFoundError):
+    """A configured font file is not installed."""
+
+
+def resolve_font(package: str, path: str) -> Path:
+    """The file ``path`` inside installed package ``package``."""
+    spec = importlib.util.find_spec(package)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        candidate = Path(folder, path)
+        if candidate.is_file():
+            return candidate
+    pip_name = package.replace("_", "-")
+    if not folders:
+        raise FontNotFound(f"font package {package!r} is not installed: pip install {pip_name}")
+    raise FontNotFound(
+        f"font {path!r} not found in package {package!r} ({folders[0]}); check data.fonts "
+        f"or reinstall it: pip install --force-reinstall {pip_name}"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def load_font(file: str) -> ImageFont.FreeTypeFont:
+    """The font at ``file``, sized for glyph rendering (cached per process)."""
+    return ImageFont.truetype(file, GLYPH_PX)
+
+
+def has_glyph(file: str, char: str) -> bool:
+    """True when the font draws ``char`` with a real glyph rather than .notdef or nothing."""
+    font = load_font(file)
+    mask = font.getmask(char)
+    if mask.getbbox() is None:
+        return False
+    missing = font.getmask(_MISSING)
+    return not (mask.size == missing.size and bytes(mask) == bytes(missing))
+
+
+def glyph_image(file: str, char: str) -> Image.Image:
+    """``char`` drawn in white on black, cropped to its ink."""
+    font = load_font(file)
+    x0, y0, x1, y1 = font.getbbox(char)
+    image = Image.new("L", (x1 - x0 + 2, y1 - y0 + 2), 0)
+    ImageDraw.Draw(image).text((1 - x0, 1 - y0), char, fill=255, font=font)
+    return image.crop(image.getbbox())
+
+
+def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+    """One sample of a glyph: writer affine, a smooth random warp, weight change, scan effects."""
+    w, h = glyph.size
+    matrix = sample_affine(style, rng)
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=float) - (w / 2, h / 2)
+    moved = corners @ matrix.T
+    extent = float(np.max(moved.max(axis=0) - moved.min(axis=0)))
+    scale = frame_scale(extent / GLYPH_PX * VIEWBOX * 0.95, style, rng) * VIEWBOX * 0.95 / GLYPH_PX
+    forward = matrix * scale
+    centre = frame_centre(style, rng)
+    inverse = np.linalg.inv(forward)
+    grid = np.linspace(0, CANVAS, _MESH + 1)
+    xs, ys = np.meshgrid(grid, grid)
+    out = np.stack([xs, ys], axis=-1) - centre
+    src = out @ inverse.T + (w / 2, h / 2)
+    src += rng.normal(0.0, 0.02 * max(w, h), src.shape)  # local warp, as a hand's wobble
+    mesh = []
+    for i in range(_MESH):
+        for j in range(_MESH):
+            box = (int(grid[j]), int(grid[i]), int(grid[j + 1]), int(grid[i + 1]))
+            quad = (*src[i, j], *src[i + 1, j], *src[i + 1, j + 1], *src[i, j + 1])
+            mesh.append((box, tuple(float(v) for v in quad)))
+    canvas = glyph.transform((CANVAS, CANVAS), Image.Transform.MESH, mesh, Image.BILINEAR)
+    if rng.random() < style.thickness:
+        canvas = canvas.filter(ImageFilter.MaxFilter(3))
+    return finish(canvas, style, rng)

@@ -1,0 +1,221 @@
+"""The built-in synthetic data source (``data=synthetic``): handwriting generated on first use.
+
+Each synthetic writer is one style seed of a family: ``pen``, ``pencil``, ``brush`` and
+``cursive`` writers draw KanjiVG strokes by hand (see :mod:`kanji_lab.data.render`), ``font``
+writers copy glyphs of the configured fonts with distortions (see :mod:`kanji_lab.data.fonts`).
+Every writer writes every class once; its family becomes the sample's source name
+(``synthetic/brush``), so results can be reported per style family.
+
+Generation is deterministic: sample ``(writer, character)`` draws its randomness from
+``(seed, writer id, code point)`` only, so the arrays do not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from kanji_lab.data import cache, fonts, render, strokes
+from kanji_lab.data.charsets import resolve_classes
+from kanji_lab.data.sources import DataSourceError, register
+
+GENERATOR_VERSION = 1  # bump when the generated images change, so stale caches are rebuilt
+BLOCK = 256  # characters per task sent to a worker process
+_STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
+
+# Per process: the strokes of every class, set before generating.
+_STROKES: dict[str, list[strokes.Stroke]] = {}
+
+Task = tuple[int, int, str, str, str]  # seed, writer id, family, font file or "", characters
+
+
+@register("synthetic")
+def build(cfg: DictConfig, progress: bool = True) -> Path:
+    """Return the synthetic cache folder for ``cfg``, generating it when missing or stale."""
+    classes = _classes(cfg)
+    writers = _writer_counts(cfg)
+    fingerprint = _fingerprint(cfg, classes, writers)
+    digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(str(cfg.cache_dir)) / f"synthetic-{digest}"
+    if cache.is_complete(folder, fingerprint):
+        return folder
+    start = time.perf_counter()
+    data = generate(cfg, classes, writers, progress)
+    data.info["seconds"] = round(time.perf_counter() - start, 1)
+    return cache.write_cache(folder, data, fingerprint)
+
+
+def generate(
+    cfg: DictConfig, classes: list[str], writers: dict[str, int], progress: bool
+) -> cache.CharacterSet:
+    """Generate every writer's copy of every class."""
+    all_strokes = {c: s for c in classes if (s := strokes.load_strokes(c)) is not None}
+    font_files = _font_files(cfg) if writers["font"] else []
+    font_only = [c for c in classes if c not in all_strokes]
+    if font_only:
+        _check_fallback(font_only, font_files)
+    tasks = list(_tasks(int(cfg.seed), classes, writers, font_files, all_strokes))
+    n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
+    families = [f for f in render.FAMILIES if writers[f]]
+    parts = []
+    with tqdm(
+        total=_expected(tasks), desc="synthetic data", unit="img", disable=not progress
+    ) as bar:
+        for images, codepoints, writer, family in _run(tasks, all_strokes, n_workers):
+            parts.append((images, codepoints, writer, families.index(family)))
+            bar.update(len(images))
+    n = [len(p[0]) for p in parts]
+    return cache.CharacterSet(
+        images=np.concatenate([p[0] for p in parts]),
+        codepoints=np.concatenate([p[1] for p in parts]),
+        writers=np.repeat([p[2] for p in parts], n).astype(np.int32),
+        sources=np.repeat([p[3] for p in parts], n).astype(np.int16),
+        source_names=[f"synthetic/{f}" for f in families],
+        info={"writers": writers, "classes": len(classes), "font_only": "".join(font_only)},
+    )
+
+
+def render_task(task: Task) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Render one block of characters for one writer: images, code points, writer, family."""
+    seed, writer, family, font_file, chars = task
+    style = render.writer_style(family, np.random.default_rng([seed, writer, _STYLE_STREAM]))
+    images, codepoints = [], []
+    for char in chars:
+        rng = np.random.default_rng([seed, writer, ord(char)])
+        if font_file:
+            if not fonts.has_glyph(font_file, char):
+                continue
+            image = fonts.render_glyph(fonts.glyph_image(font_file, char), style, rng)
+        else:
+            image = render.render_strokes(_STROKES[char], style, rng)
+        images.append(image)
+        codepoints.append(ord(char))
+    empty = np.zeros((0, cache.IMAGE_SIZE, cache.IMAGE_SIZE), dtype=np.uint8)
+    stacked = np.stack(images) if images else empty
+    return stacked, np.array(codepoints, dtype=np.int32), writer, family
+
+
+def _init_worker(all_strokes: dict[str, list[strokes.Stroke]]) -> None:
+    global _STROKES
+    _STROKES = all_strokes
+
+
+def _run(
+    tasks: list[Task], all_strokes: dict[str, list[strokes.Stroke]], n_workers: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, int, str]]:
+    """Results of ``tasks`` in order, from a pool of ``n_workers`` processes (or this one)."""
+    if n_workers <= 1 or len(tasks) <= 1:
+        _init_worker(all_strokes)
+        yield from map(render_task, tasks)
+        return
+    # fork where there is one: workers only draw images (no torch, no threads), and unlike spawn
+    # it does not re-run a calling script that lacks an ``if __name__ == "__main__"`` guard
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(n_workers, initializer=_init_worker, initargs=(all_strokes,)) as pool:
+        yield from pool.imap(render_task, tasks)
+
+
+def _tasks(
+    seed: int,
+    classes: list[str],
+    writers: dict[str, int],
+    font_files: list[str],
+    all_strokes: dict[str, list[strokes.Stroke]],
+) -> Iterator[Task]:
+    """Blocks of work: writers numbered family by family, each writing every class it can."""
+    drawable = "".join(c for c in classes if c in all_strokes)
+    writer = 0
+    for family in render.FAMILIES:
+        for k in range(writers[family]):
+            font_file = font_files[k % len(font_files)] if family == "font" else ""
+            chars = "".join(classes) if font_file else drawable
+            for start in range(0, len(chars), BLOCK):
+                yield seed, writer, family, font_file, chars[start : start + BLOCK]
+            writer += 1
+
+
+def _expected(tasks: list[Task]) -> int:
+    return sum(len(task[4]) for task in tasks)
+
+
+def _classes(cfg: DictConfig) -> list[str]:
+    try:
+        classes = resolve_classes(cfg.get("classes"))
+    except ValueError as error:
+        raise DataSourceError(str(error)) from None
+    if not classes:
+        raise DataSourceError("data.classes gives no characters; name a set or list characters")
+    return classes
+
+
+def _writer_counts(cfg: DictConfig) -> dict[str, int]:
+    """Writers per family from ``cfg.writers``; unknown families and an empty total are errors."""
+    given = OmegaConf.to_container(cfg.get("writers") or OmegaConf.create({}), resolve=True)
+    unknown = sorted(set(given) - set(render.FAMILIES))
+    if unknown:
+        raise DataSourceError(
+            f"unknown writer families {unknown} in data.writers; known: {list(render.FAMILIES)}"
+        )
+    counts = {family: int(given.get(family) or 0) for family in render.FAMILIES}
+    if min(counts.values()) < 0 or not sum(counts.values()):
+        raise DataSourceError(
+            f"data.writers must give a non-negative count per family and at least one writer, "
+            f"got {counts}"
+        )
+    return counts
+
+
+def _font_files(cfg: DictConfig) -> list[str]:
+    """Resolve ``cfg.fonts`` (package + path) to font files, with errors saying what to install."""
+    specs = list(cfg.get("fonts") or [])
+    if not specs:
+        raise DataSourceError("data.writers.font > 0 needs at least one font in data.fonts")
+    files = []
+    for spec in specs:
+        try:
+            files.append(str(fonts.resolve_font(str(spec["package"]), str(spec["path"]))))
+        except fonts.FontNotFound as error:
+            raise DataSourceError(str(error)) from None
+    return files
+
+
+def _check_fallback(font_only: list[str], font_files: list[str]) -> None:
+    """Characters without KanjiVG strokes need a font writer and a font that has them."""
+    listed = "".join(font_only[:50]) + (" ..." if len(font_only) > 50 else "")
+    if not font_files:
+        raise DataSourceError(
+            f"{len(font_only)} classes have no KanjiVG stroke data: {listed}. Remove them from "
+            "data.classes or add font writers (data.writers.font > 0) to draw them from fonts."
+        )
+    no_glyph = [c for c in font_only if not any(fonts.has_glyph(f, c) for f in font_files)]
+    if no_glyph:
+        raise DataSourceError(
+            f"{len(no_glyph)} classes have neither KanjiVG stroke data nor a glyph in the "
+            f"configured fonts: {''.join(no_glyph[:50])}. Remove them from data.classes."
+        )
+
+
+def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -> dict[str, Any]:
+    """Everything the generated arrays depend on (not the number of processes)."""
+    font_specs = [f"{f['package']}/{f['path']}" for f in cfg.get("fonts") or []]
+    return {
+        "source": "synthetic",
+        "generator": GENERATOR_VERSION,
+        "kanjivg": importlib.metadata.version("kanjivg"),
+        "seed": int(cfg.seed),
+        "writers": writers,
+        "fonts": font_specs if writers["font"] else [],
+        "classes": hashlib.sha1("".join(classes).encode()).hexdigest(),
+    }

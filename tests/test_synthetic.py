@@ -1,0 +1,203 @@
+"""The built-in synthetic data source: determinism, labels, writer ids, caching and errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from kanji_lab.data import cache, fonts, sources, synthetic
+from kanji_lab.data.strokes import load_strokes, sample_path
+
+FONTS = [
+    {"package": "pylopdf_fonts_cjk", "path": "NotoSansJP-Regular.otf"},
+    {"package": "japanize_matplotlib", "path": "fonts/ipaexg.ttf"},
+]
+FEW = "亜一永あ"
+
+
+def make_cfg(tmp_path: Path, **overrides: object) -> DictConfig:
+    """A config shaped like conf/data/synthetic.yaml, small enough for a test."""
+    cfg = {
+        "source": "synthetic",
+        "name": "synthetic",
+        "cache_dir": str(tmp_path),
+        "classes": FEW,
+        "seed": 0,
+        "workers": 1,
+        "split": {"by": "writer", "val": 0.1, "test": 0.1, "seed": 0},
+        "writers": {"pen": 2, "pencil": 1, "brush": 2, "cursive": 1, "font": 2},
+        "fonts": FONTS,
+    }
+    cfg.update(overrides)
+    return OmegaConf.create(cfg)
+
+
+def build(cfg: DictConfig) -> cache.CharacterSet:
+    return cache.open_cache(sources.build_cache(cfg, progress=False))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> cache.CharacterSet:
+    return build(make_cfg(tmp_path_factory.mktemp("synthetic")))
+
+
+def test_format_and_counts(built: cache.CharacterSet) -> None:
+    assert built.images.shape == (8 * len(FEW), 64, 64)
+    assert built.images.dtype == np.uint8
+    assert built.characters == sorted(FEW)
+    names = [f"synthetic/{f}" for f in ("pen", "pencil", "brush", "cursive", "font")]
+    assert built.source_names == names
+    per_family = np.bincount(np.asarray(built.sources), minlength=5)
+    assert per_family.tolist() == [2 * 4, 1 * 4, 2 * 4, 1 * 4, 2 * 4]
+
+
+def test_ink_bright_and_framed(built: cache.CharacterSet) -> None:
+    images = np.asarray(built.images)
+    border = np.concatenate(
+        [images[:, :2].reshape(len(images), -1), images[:, -2:].reshape(len(images), -1)], axis=1
+    )
+    assert border.mean() < 20, "paper (border) must be dark: images are ink bright"
+    for image, code in zip(images, np.asarray(built.codepoints), strict=True):
+        ys, xs = np.nonzero(image > image.max() / 2)
+        extent = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+        assert 30 <= extent <= 64, f"ink box of {chr(code)} spans {extent} px"
+
+
+def test_writer_ids_distinct(built: cache.CharacterSet) -> None:
+    writers = np.asarray(built.writers)
+    assert len(np.unique(writers)) == 8
+    for writer in np.unique(writers):
+        rows = writers == writer
+        assert len(np.unique(np.asarray(built.sources)[rows])) == 1, "a writer has one family"
+        assert sorted(np.asarray(built.codepoints)[rows].tolist()) == sorted(map(ord, FEW))
+
+
+def test_deterministic_and_independent_of_workers(
+    tmp_path: Path, built: cache.CharacterSet
+) -> None:
+    again = build(make_cfg(tmp_path / "a", workers=2))
+    for name in ("images", "codepoints", "writers", "sources"):
+        assert np.array_equal(np.asarray(getattr(built, name)), np.asarray(getattr(again, name)))
+
+
+def test_seed_changes_images(tmp_path: Path, built: cache.CharacterSet) -> None:
+    other = build(make_cfg(tmp_path, seed=1))
+    assert not np.array_equal(np.asarray(built.images), np.asarray(other.images))
+
+
+def _font_reference(char: str) -> np.ndarray:
+    """``char`` from a font, framed like the samples: a plain, undistorted reference."""
+    file = str(fonts.resolve_font(FONTS[1]["package"], FONTS[1]["path"]))
+    glyph = fonts.glyph_image(file, char)
+    glyph.thumbnail((52, 52))
+    frame = np.zeros((64, 64), dtype=np.float32)
+    w, h = glyph.size
+    frame[(64 - h) // 2 : (64 - h) // 2 + h, (64 - w) // 2 : (64 - w) // 2 + w] = np.asarray(glyph)
+    return frame
+
+
+def _blurred(image: np.ndarray) -> np.ndarray:
+    """Box-blur and normalise, so similarity measures shape rather than exact stroke position."""
+    x = np.asarray(image, dtype=np.float32)
+    for axis in (0, 1):
+        x = sum(np.roll(x, s, axis=axis) for s in range(-3, 4))
+    x = x - x.mean()
+    return x / (np.linalg.norm(x) + 1e-9)
+
+
+def test_labels_match_rendered_characters(built: cache.CharacterSet) -> None:
+    """Each stroke-drawn sample looks most like the font rendering of its own label."""
+    references = {c: _blurred(_font_reference(c)) for c in FEW}
+    hand_drawn = np.asarray(built.sources) != built.source_names.index("synthetic/font")
+    correct = 0
+    total = 0
+    for image, code in zip(
+        np.asarray(built.images)[hand_drawn], np.asarray(built.codepoints)[hand_drawn], strict=True
+    ):
+        scores = {c: float(np.sum(_blurred(image) * ref)) for c, ref in references.items()}
+        correct += max(scores, key=scores.get) == chr(code)
+        total += 1
+    assert correct / total >= 0.8, f"only {correct}/{total} samples match their label"
+
+
+def test_single_class_builds_are_labelled(tmp_path: Path) -> None:
+    one = build(make_cfg(tmp_path, classes="亜", writers={"pen": 1}))
+    two = build(make_cfg(tmp_path, classes="一", writers={"pen": 1}))
+    assert np.asarray(one.codepoints).tolist() == [ord("亜")]
+    assert np.asarray(two.codepoints).tolist() == [ord("一")]
+    assert not np.array_equal(np.asarray(one.images), np.asarray(two.images))
+    assert (np.asarray(one.images) > 128).sum() > (np.asarray(two.images) > 128).sum()
+
+
+def test_cache_reused_without_regenerating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = make_cfg(tmp_path, writers={"pen": 1, "font": 1})
+    first = sources.build_cache(cfg, progress=False)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("regenerated a complete cache")
+
+    monkeypatch.setattr(synthetic, "generate", fail)
+    assert sources.build_cache(cfg, progress=False) == first
+    assert (
+        sources.build_cache(make_cfg(tmp_path, writers={"pen": 1, "font": 1}, workers=2), False)
+        == first
+    )
+
+
+def test_config_change_rebuilds(tmp_path: Path) -> None:
+    first = sources.build_cache(make_cfg(tmp_path, writers={"pen": 1}), progress=False)
+    second = sources.build_cache(make_cfg(tmp_path, writers={"pen": 2}), progress=False)
+    assert first != second
+    assert len(cache.open_cache(second)) == 2 * len(FEW)
+    assert cache.is_complete(first, {"stale": True}) is False
+
+
+def test_characters_without_strokes_fall_back_to_fonts(tmp_path: Path) -> None:
+    missing = "ア"  # KanjiVG has katakana, so pick a character it lacks
+    if load_strokes(missing) is not None:
+        missing = "Ａ" if load_strokes("Ａ") is None else "〓"
+    assert load_strokes(missing) is None
+    data = build(make_cfg(tmp_path, classes="亜" + missing, writers={"pen": 1, "font": 2}))
+    codes = np.asarray(data.codepoints)
+    fam = np.asarray(data.sources)
+    assert (codes == ord(missing)).sum() == 2
+    assert set(fam[codes == ord(missing)]) == {data.source_names.index("synthetic/font")}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"classes": ""}, "empty class set"),
+        ({"classes": "亜Ａ", "writers": {"pen": 1}}, "no KanjiVG stroke data: Ａ"),
+        ({"writers": {"pen": 0}}, "at least one writer"),
+        ({"writers": {"marker": 1}}, "unknown writer families"),
+        (
+            {"writers": {"font": 1}, "fonts": [{"package": "pylopdf_fonts_cjk", "path": "No.otf"}]},
+            "No.otf",
+        ),
+        (
+            {"writers": {"font": 1}, "fonts": [{"package": "no_such_fonts", "path": "a.ttf"}]},
+            "pip install no-such-fonts",
+        ),
+        ({"writers": {"font": 1}, "fonts": []}, "data.fonts"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(sources.DataSourceError, match=message):
+        sources.build_cache(make_cfg(tmp_path, **overrides), progress=False)
+
+
+def test_no_font_glyph_and_no_strokes(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, classes="亜\U0010fffc", writers={"pen": 1, "font": 1})
+    with pytest.raises(sources.DataSourceError, match="neither KanjiVG stroke data nor a glyph"):
+        sources.build_cache(cfg, progress=False)
+
+
+def test_path_parser_handles_relative_and_smooth_commands() -> None:
+    absolute = sample_path("M10,10 C20,10 30,20 30,30 S40,50 50,50 L60,60")
+    relative = sample_path("m10,10 c10,0 20,10 20,20 s10,20 20,20 l10,10")
+    assert np.allclose(absolute, relative, atol=1e-4)
+    assert np.allclose(absolute[0], (10, 10)) and np.allclose(absolute[-1], (60, 60))
