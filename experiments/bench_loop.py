@@ -1,0 +1,178 @@
+"""Training throughput: Lightning loop against a plain PyTorch loop, and the data pipeline alone.
+
+All three run in one process on the same model, the same memory-mapped cache and the same batches,
+so the ratios hold on a noisy machine even when the absolute figures move.
+
+    python experiments/bench_loop.py            # full: 60 timed steps per measurement
+    python experiments/bench_loop.py --quick    # 15 timed steps
+
+Writes experiments/results/bench_loop.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from kanji_lab.data import cache, sources
+from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.models.module import CharacterClassifier
+
+RESULTS = Path(__file__).parent / "results" / "bench_loop.json"
+AUGMENT = {"rotate": 8.0, "scale": [0.85, 1.1], "shear": 0.15, "translate": 0.06, "thickness": 0.5}
+
+
+@sources.register("bench")
+def _bench_source(cfg, progress: bool) -> Path:
+    """Random ink images for ``cfg.classes`` classes: content does not change the speed."""
+    folder = Path(cfg.cache_dir) / "bench"
+    fingerprint = {"n": cfg.samples, "classes": cfg.num_classes}
+    if cache.is_complete(folder, fingerprint):
+        return folder
+    rng = np.random.default_rng(0)
+    n = cfg.samples
+    data = cache.CharacterSet(
+        images=(rng.random((n, 64, 64)) > 0.85).astype(np.uint8) * 255,
+        codepoints=0x4E00 + rng.integers(0, cfg.num_classes, n),
+        writers=np.arange(n) // cfg.num_classes,
+        sources=np.zeros(n),
+        source_names=["bench"],
+    )
+    return cache.write_cache(folder, data, fingerprint)
+
+
+class StepTimer(pl.Callback):
+    """Wall time from the end of warm-up step ``skip`` to the last step."""
+
+    def __init__(self, skip: int) -> None:
+        self.skip, self.start, self.end, self.images = skip, 0.0, 0.0, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.skip:
+            self.start = time.perf_counter()
+        elif trainer.global_step > self.skip:
+            self.images += len(batch[0])
+            self.end = time.perf_counter()
+
+
+def make_datamodule(cache_dir: str, classes: int, batch: int) -> CharacterDataModule:
+    data = OmegaConf.create(
+        {
+            "source": "bench",
+            "name": "bench",
+            "cache_dir": cache_dir,
+            "samples": classes * 12,
+            "num_classes": classes,
+            "split": {"by": "sample", "val": 0.05, "test": 0.05, "seed": 0},
+        }
+    )
+    dm = CharacterDataModule(data, batch_size=batch, augment=AUGMENT, seed=0)
+    dm.setup("fit")
+    return dm
+
+
+def lightning_loop(dm: CharacterDataModule, classes: list[str], steps: int, skip: int) -> float:
+    torch.manual_seed(0)
+    model = CharacterClassifier("cnn", classes)
+    timer = StepTimer(skip)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=skip + steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0,
+        callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=dm)
+    return timer.images / (timer.end - timer.start)
+
+
+def plain_loop(dm: CharacterDataModule, classes: list[str], steps: int, skip: int) -> float:
+    """The same work without Lightning: augment, forward, loss, backward, clip, step."""
+    torch.manual_seed(0)
+    model = CharacterClassifier("cnn", classes)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    images, start = 0, 0.0
+    for step, (x, y) in enumerate(_batches(dm, skip + steps + 1)):
+        if step == skip + 1:
+            start = time.perf_counter()
+        x = dm.augment(x.unsqueeze(1).float() / 255.0) * 2 - 1
+        loss = model.loss(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step > skip:
+            images += len(y)
+    return images / (time.perf_counter() - start)
+
+
+def pipeline_only(dm: CharacterDataModule, steps: int) -> float:
+    """Batches gathered from the memory map and augmented, with no model."""
+    start, images = time.perf_counter(), 0
+    for x, y in _batches(dm, steps):
+        x = dm.augment(x.unsqueeze(1).float() / 255.0) * 2 - 1
+        images += len(y)
+    return images / (time.perf_counter() - start)
+
+
+def _batches(dm: CharacterDataModule, count: int):
+    loader = dm.train_dataloader()
+    while count > 0:
+        for batch in loader:
+            yield batch
+            count -= 1
+            if count == 0:
+                return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps")
+    parser.add_argument("--classes", type=int, default=3036)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    steps, skip = (15, 3) if args.quick else (60, 5)
+    classes = [chr(0x4E00 + i) for i in range(args.classes)]
+    with tempfile.TemporaryDirectory() as tmp:
+        dm = make_datamodule(tmp, args.classes, args.batch)
+        plain = plain_loop(dm, classes, steps, skip)
+        lightning = lightning_loop(dm, classes, steps, skip)
+        pipeline = pipeline_only(dm, steps * 3)
+    result = {
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch,
+        "classes": args.classes,
+        "timed_steps": steps,
+        "plain_loop_images_per_s": round(plain, 1),
+        "lightning_images_per_s": round(lightning, 1),
+        "lightning_overhead_pct": round(100 * (plain / lightning - 1), 2),
+        "pipeline_images_per_s": round(pipeline, 1),
+        "pipeline_to_model_ratio": round(pipeline / plain, 2),
+        "command": "python experiments/bench_loop.py" + (" --quick" if args.quick else ""),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
