@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.cache import IMAGE_SIZE
-from kanji_lab.data.strokes import DOT, HANE, HARAI, PRESS_HARAI, VIEWBOX, Stroke
+from kanji_lab.data.strokes import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX, Character
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
@@ -82,41 +82,46 @@ def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
     )
 
 
-def render_strokes(
-    strokes: list[Stroke], style: WriterStyle, rng: np.random.Generator
-) -> np.ndarray:
+def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     """One handwritten sample of a character from its KanjiVG strokes: uint8 64x64, ink bright."""
-    polylines = [_smooth(s.points.astype(np.float64), style.smooth) for s in strokes]
-    polylines = [_jitter(p, s.ending, style, rng) for p, s in zip(polylines, strokes, strict=True)]
-    polylines = _fit(polylines, style, rng)
+    points = _smooth(char.points.astype(np.float64), char, style.smooth)
+    points = _fit(_jitter(points, char, style, rng), style, rng)
     thickness = style.thickness * float(np.exp(rng.normal(0.0, 0.08)))
+    widths = thickness * _width_profile(_arc_fraction(points, char), char, style, rng)
+    n = len(char)
+    brushy = style.brushiness > 0.5
+    fills = (255 * rng.uniform(0.85, 1.0, n)).astype(int) if brushy else np.full(n, 255)
+    dry = rng.random(n) < style.dry
+    joins = rng.random(n) < style.ligature
     canvas = Image.new("L", (CANVAS, CANVAS), 0)
     draw = ImageDraw.Draw(canvas)
-    for i, (points, stroke) in enumerate(zip(polylines, strokes, strict=True)):
-        widths = thickness * _width_profile(points, stroke.ending, style, rng)
-        fill = int(255 * rng.uniform(0.85, 1.0)) if style.brushiness > 0.5 else 255
-        draw_polyline(draw, points, widths, fill)
-        if rng.random() < style.dry:
-            _dry_gaps(draw, points, widths, rng)
-        if i + 1 < len(polylines) and rng.random() < style.ligature:
-            _ligature(draw, points, polylines[i + 1], thickness, rng)
+    outlines, caps, owners = _outlines(points, widths, char)
+    piece = 0
+    for k in range(n):
+        fill = int(fills[k])
+        while piece < len(owners) and owners[piece] == k:
+            draw.polygon(outlines[piece], fill=fill)
+            for x, y, r in caps[piece]:
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+            piece += 1
+        stroke = slice(char.starts[k], char.ends[k])
+        if dry[k]:
+            _dry_gaps(draw, points[stroke], widths[stroke], rng)
+        if joins[k] and k + 1 < n:
+            _ligature(draw, points[stroke], points[char.starts[k + 1]], thickness, rng)
     return finish(canvas, style, rng)
 
 
 def draw_polyline(
     draw: ImageDraw.ImageDraw, points: np.ndarray, widths: np.ndarray, fill: int
 ) -> None:
-    """Fill a stroke of varying width: one polygon per smooth run, round caps and joints."""
-    turns = _sharp_turns(points)
-    bounds = [0, *turns, len(points) - 1]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        piece, half = points[a : b + 1], widths[a : b + 1] / 2
-        if len(piece) >= 2:
-            normal = _normals(piece) * half[:, None]
-            outline = np.concatenate([piece + normal, (piece - normal)[::-1]])
-            draw.polygon(outline.ravel().tolist(), fill=fill)
-    for k in bounds:
-        _disk(draw, points[k], widths[k] / 2, fill)
+    """Fill one smoothly curving line of varying width, with round caps."""
+    half = widths / 2
+    normal = _normals(points) * half[:, None]
+    outline = np.concatenate([points + normal, (points - normal)[::-1]])
+    draw.polygon(outline.ravel().tolist(), fill=fill)
+    for (x, y), r in ((points[0], half[0]), (points[-1], half[-1])):
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
 
 
 def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
@@ -164,70 +169,109 @@ def frame_centre(style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     return CANVAS / 2 + rng.normal(0.0, style.offset * CANVAS, 2)
 
 
-def _fit(polylines: list[np.ndarray], style: WriterStyle, rng: np.random.Generator) -> list:
+def _fit(points: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     """Apply the sample affine and place the ink box on the canvas."""
-    matrix = sample_affine(style, rng)
-    moved = [p @ matrix.T for p in polylines]
-    allpts = np.concatenate(moved)
-    lo, hi = allpts.min(axis=0), allpts.max(axis=0)
+    moved = points @ sample_affine(style, rng).T
+    lo, hi = moved.min(axis=0), moved.max(axis=0)
     scale = frame_scale(float(np.max(hi - lo)), style, rng)
-    centre = frame_centre(style, rng)
-    return [(p - (lo + hi) / 2) * scale + centre for p in moved]
+    return (moved - (lo + hi) / 2) * scale + frame_centre(style, rng)
 
 
-def _smooth(points: np.ndarray, passes: int) -> np.ndarray:
-    """Round corners off with a [1, 2, 1] filter, keeping the end points."""
+def _smooth(points: np.ndarray, char: Character, passes: int) -> np.ndarray:
+    """Round corners off with a [1, 2, 1] filter, keeping every stroke's end points."""
+    ends = np.concatenate([char.starts, char.ends - 1])
     for _ in range(passes):
-        if len(points) < 3:
-            break
-        inner = (points[:-2] + 2 * points[1:-1] + points[2:]) / 4
-        points = np.concatenate([points[:1], inner, points[-1:]])
+        out = points.copy()
+        out[1:-1] = (points[:-2] + 2 * points[1:-1] + points[2:]) / 4
+        out[ends] = points[ends]
+        points = out
     return points
 
 
 def _jitter(
-    points: np.ndarray, ending: int, style: WriterStyle, rng: np.random.Generator
+    points: np.ndarray, char: Character, style: WriterStyle, rng: np.random.Generator
 ) -> np.ndarray:
-    """Move a stroke's ends and bend it, in viewBox units, plus tremor for unsteady hands."""
-    t = _arc_fraction(points)[:, None]
-    start, end = rng.normal(0.0, style.jitter, (2, 2))
-    if ending == DOT and style.family == "cursive":  # fast hands shrink dots to ticks
-        centre = points.mean(axis=0)
-        points = centre + (points - centre) * rng.uniform(0.4, 0.8)
-    chord = points[-1] - points[0]
-    normal = np.array([-chord[1], chord[0]]) / (np.hypot(*chord) + 1e-6)
-    bend = rng.normal(0.0, style.jitter * 0.05) * np.hypot(*chord) * np.sin(np.pi * t)
-    moved = points + (1 - t) * start + t * end + bend * normal
+    """Move each stroke's ends and bend it (viewBox units), plus tremor for unsteady hands."""
+    n, sid = len(char), char.stroke
+    if style.family == "cursive":  # fast hands shrink dots to ticks
+        scale = np.where(char.endings == DOT, rng.uniform(0.4, 0.8, n), 1.0)
+        centre = np.add.reduceat(points, char.starts) / (char.ends - char.starts)[:, None]
+        points = centre[sid] + (points - centre[sid]) * scale[sid, None]
+    t = _arc_fraction(points, char)[:, None]
+    shift = rng.normal(0.0, style.jitter, (n, 2, 2))
+    chord = points[char.ends - 1] - points[char.starts]
+    length = np.hypot(chord[:, 0], chord[:, 1])
+    normal = np.stack([-chord[:, 1], chord[:, 0]], axis=1) / (length[:, None] + 1e-6)
+    bend = rng.normal(0.0, style.jitter * 0.05, n) * length
+    moved = points + (1 - t) * shift[sid, 0] + t * shift[sid, 1]
+    moved += (bend[sid, None] * np.sin(np.pi * t)) * normal[sid]
     if style.wobble:
-        moved = moved + _smooth(rng.normal(0.0, style.wobble, points.shape), 2)
+        moved += _smooth(rng.normal(0.0, style.wobble, points.shape), char, 2)
     return moved
 
 
 def _width_profile(
-    points: np.ndarray, ending: int, style: WriterStyle, rng: np.random.Generator
+    t: np.ndarray, char: Character, style: WriterStyle, rng: np.random.Generator
 ) -> np.ndarray:
     """Width multiplier at each point: entry press, and a tome, hane or harai ending.
 
-    Brushiness scales how strongly the ending shapes the width, so pens draw nearly even lines
-    and brushes swell and taper.
+    ``t`` is each point's arc-length fraction along its stroke. Brushiness scales how strongly
+    the ending shapes the width, so pens draw nearly even lines and brushes swell and taper.
     """
-    t = _arc_fraction(points)
     b = style.brushiness
-    width = 1.0 + b * 0.5 * np.exp(-t / 0.06)  # entry press
-    if ending == HARAI:
-        width *= 1.0 - (0.3 + 0.62 * b) * _smoothstep(0.4, 1.0, t) ** 1.2
-    elif ending == PRESS_HARAI:
-        swell = 1.0 + b * 0.6 * _smoothstep(0.1, 0.75, t)
-        width *= swell * (1.0 - 0.9 * b * _smoothstep(0.75, 1.0, t))
-    elif ending == HANE:
-        width *= 1.0 - 0.85 * b * _smoothstep(0.82, 1.0, t)
-    elif ending == DOT:
-        width *= 1.0 + b * (0.7 * np.sqrt(t) - 0.5)
-    else:  # tome: press at the end
-        width *= 1.0 + b * 0.25 * np.exp(-(1.0 - t) / 0.08)
-    knots = rng.normal(0.0, style.pressure, 4)  # slow changes of pressure along the stroke
-    pressure = np.exp(np.interp(t, (0.0, 0.33, 0.67, 1.0), knots))
-    return np.maximum(width * pressure, 0.2)
+    endings = {
+        TOME: 1.0 + b * 0.25 * np.exp(-(1.0 - t) / 0.08),  # press at the end
+        HARAI: 1.0 - (0.3 + 0.62 * b) * _smoothstep(0.4, 1.0, t) ** 1.2,
+        HANE: 1.0 - 0.85 * b * _smoothstep(0.82, 1.0, t),
+        DOT: 1.0 + b * (0.7 * np.sqrt(t) - 0.5),
+        PRESS_HARAI: (1.0 + b * 0.6 * _smoothstep(0.1, 0.75, t))
+        * (1.0 - 0.9 * b * _smoothstep(0.75, 1.0, t)),
+    }
+    width = np.choose(char.endings[char.stroke], [endings[e] for e in sorted(endings)])
+    width *= 1.0 + b * 0.5 * np.exp(-t / 0.06)  # entry press
+    knots = rng.normal(0.0, style.pressure, (len(char), 4))  # slow pressure changes
+    where = t * 3
+    lower = np.minimum(where.astype(int), 2)
+    frac = where - lower
+    sid = char.stroke
+    pressure = knots[sid, lower] * (1 - frac) + knots[sid, lower + 1] * frac
+    return np.maximum(width * np.exp(pressure), 0.2)
+
+
+def _outlines(
+    points: np.ndarray, widths: np.ndarray, char: Character
+) -> tuple[list[list[float]], list[list[tuple[float, float, float]]], list[int]]:
+    """Stroke outlines as polygons, split where a stroke turns sharply (so none self-intersect).
+
+    Returns each piece's flat polygon, its round caps ``(x, y, radius)`` and its stroke index.
+    """
+    n = len(points)
+    idx = np.arange(n)
+    prev = idx - 1
+    prev[char.starts] = char.starts
+    nxt = idx + 1
+    nxt[char.ends - 1] = char.ends - 1
+    d_in, d_out = points - points[prev], points[nxt] - points
+    norm = np.hypot(d_in[:, 0], d_in[:, 1]) * np.hypot(d_out[:, 0], d_out[:, 1]) + 1e-9
+    split = (np.sum(d_in * d_out, axis=1) / norm < _SPLIT_COS) & (prev != idx) & (nxt != idx)
+    repeat = 1 + split
+    expanded = np.repeat(idx, repeat)
+    first = np.cumsum(repeat) - repeat
+    starts = np.sort(np.concatenate([first[char.starts], first[split] + 1]))
+    ends = np.append(starts[1:], len(expanded))
+    pts, half = points[expanded], widths[expanded] / 2
+    owner = np.repeat(np.arange(len(starts)), ends - starts)
+    j = np.arange(len(expanded))
+    tangent = pts[np.minimum(j + 1, ends[owner] - 1)] - pts[np.maximum(j - 1, starts[owner])]
+    scale = half / (np.hypot(tangent[:, 0], tangent[:, 1]) + 1e-9)
+    normal = np.stack([-tangent[:, 1] * scale, tangent[:, 0] * scale], axis=1)
+    left, right = (pts + normal).tolist(), (pts - normal).tolist()
+    cap = np.concatenate([pts, half[:, None]], axis=1).tolist()
+    outlines, caps = [], []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        outlines.append([v for xy in left[a:b] + right[a:b][::-1] for v in xy])
+        caps.append([tuple(cap[a]), tuple(cap[b - 1])])
+    return outlines, caps, char.stroke[expanded[starts]].tolist()
 
 
 def _dry_gaps(
@@ -252,7 +296,7 @@ def _ligature(
     rng: np.random.Generator,
 ) -> None:
     """A thin trail from the end of a stroke to the start of the next: the pen never lifts."""
-    a, b = points[-1], following[0]
+    a, b = points[-1], following
     gap = float(np.hypot(*(b - a)))
     if gap < 2 or gap > CANVAS * 0.45:
         return
@@ -265,14 +309,6 @@ def _ligature(
     draw_polyline(draw, curve, widths, int(255 * rng.uniform(0.6, 0.95)))
 
 
-def _sharp_turns(points: np.ndarray) -> list[int]:
-    """Indices of interior points where the polyline turns by more than about 40 degrees."""
-    seg = np.diff(points, axis=0)
-    seg = seg / (np.hypot(seg[:, 0], seg[:, 1])[:, None] + 1e-9)
-    cos = np.sum(seg[:-1] * seg[1:], axis=1)
-    return (np.nonzero(cos < _SPLIT_COS)[0] + 1).tolist()
-
-
 def _normals(points: np.ndarray) -> np.ndarray:
     """Unit normals at each point of a polyline (central differences)."""
     tangent = np.empty_like(points)
@@ -283,16 +319,15 @@ def _normals(points: np.ndarray) -> np.ndarray:
     return np.stack([-tangent[:, 1], tangent[:, 0]], axis=1) / length
 
 
-def _disk(draw: ImageDraw.ImageDraw, centre: np.ndarray, radius: float, fill: int) -> None:
-    x, y = float(centre[0]), float(centre[1])
-    draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=fill)
-
-
-def _arc_fraction(points: np.ndarray) -> np.ndarray:
-    """Arc length from the start, as a fraction of the whole stroke, at each point."""
-    steps = np.hypot(*np.diff(points, axis=0).T)
-    arc = np.concatenate([[0.0], np.cumsum(steps)])
-    return arc / max(arc[-1], 1e-9)
+def _arc_fraction(points: np.ndarray, char: Character) -> np.ndarray:
+    """Arc length from its stroke's start, as a fraction of the stroke, at each point."""
+    steps = np.zeros(len(points))
+    steps[1:] = np.hypot(*np.diff(points, axis=0).T)
+    steps[char.starts] = 0.0
+    arc = np.cumsum(steps)
+    base = arc[char.starts]
+    total = np.maximum(arc[char.ends - 1] - base, 1e-9)
+    return (arc - base[char.stroke]) / total[char.stroke]
 
 
 def _smoothstep(lo: float, hi: float, t: np.ndarray) -> np.ndarray:

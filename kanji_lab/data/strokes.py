@@ -35,11 +35,35 @@ _ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "Z": 0
 
 
 @dataclass(frozen=True)
-class Stroke:
-    """One stroke: sampled points ``(n, 2)`` in viewBox units (y down) and its ending kind."""
+class Character:
+    """A character's strokes packed into flat arrays, in stroke order.
+
+    ``points`` ``(n, 2)`` are viewBox units (y down); stroke ``k`` is
+    ``points[starts[k]:ends[k]]`` and finishes as ``endings[k]`` (TOME, HARAI, ...);
+    ``stroke[i]`` is the stroke that point ``i`` belongs to.
+    """
 
     points: np.ndarray
-    ending: int
+    starts: np.ndarray
+    ends: np.ndarray
+    endings: np.ndarray
+    stroke: np.ndarray
+
+    @classmethod
+    def pack(cls, strokes: list[tuple[np.ndarray, int]]) -> Character:
+        """Pack ``(points, ending)`` pairs, each with at least two points."""
+        sizes = np.array([len(p) for p, _ in strokes])
+        ends = np.cumsum(sizes)
+        return cls(
+            points=np.concatenate([p for p, _ in strokes]).astype(np.float32),
+            starts=ends - sizes,
+            ends=ends,
+            endings=np.array([e for _, e in strokes], dtype=np.int8),
+            stroke=np.repeat(np.arange(len(strokes)), sizes),
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts)
 
 
 def kanjivg_dir() -> Path:
@@ -63,7 +87,7 @@ def stroke_ending(kvg_type: str) -> int:
     return _ENDINGS.get(kvg_type[:1], TOME)
 
 
-def load_strokes(char: str, folder: Path | None = None) -> list[Stroke] | None:
+def load_strokes(char: str, folder: Path | None = None) -> Character | None:
     """The strokes of ``char`` in writing order, or None when KanjiVG has no data for it."""
     path = svg_path(char, folder)
     if not path.is_file():
@@ -76,8 +100,8 @@ def load_strokes(char: str, folder: Path | None = None) -> list[Stroke] | None:
         kind = _ATTR_TYPE.search(tag)
         points = sample_path(d.group(1))
         if len(points) >= 2:
-            strokes.append(Stroke(points, stroke_ending(kind.group(1) if kind else "")))
-    return strokes or None
+            strokes.append((points, stroke_ending(kind.group(1) if kind else "")))
+    return Character.pack(strokes) if strokes else None
 
 
 def sample_path(d: str, step: float = SAMPLE_STEP) -> np.ndarray:

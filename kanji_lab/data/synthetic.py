@@ -35,7 +35,7 @@ BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 
 # Per process: the strokes of every class, set before generating.
-_STROKES: dict[str, list[strokes.Stroke]] = {}
+_STROKES: dict[str, strokes.Character] = {}
 
 Task = tuple[int, int, str, str, str]  # seed, writer id, family, font file or "", characters
 
@@ -106,13 +106,13 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray, int, str]:
     return stacked, np.array(codepoints, dtype=np.int32), writer, family
 
 
-def _init_worker(all_strokes: dict[str, list[strokes.Stroke]]) -> None:
+def _init_worker(all_strokes: dict[str, strokes.Character]) -> None:
     global _STROKES
     _STROKES = all_strokes
 
 
 def _run(
-    tasks: list[Task], all_strokes: dict[str, list[strokes.Stroke]], n_workers: int
+    tasks: list[Task], all_strokes: dict[str, strokes.Character], n_workers: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, int, str]]:
     """Results of ``tasks`` in order, from a pool of ``n_workers`` processes (or this one)."""
     if n_workers <= 1 or len(tasks) <= 1:
@@ -132,7 +132,7 @@ def _tasks(
     classes: list[str],
     writers: dict[str, int],
     font_files: list[str],
-    all_strokes: dict[str, list[strokes.Stroke]],
+    all_strokes: dict[str, strokes.Character],
 ) -> Iterator[Task]:
     """Blocks of work: writers numbered family by family, each writing every class it can."""
     drawable = "".join(c for c in classes if c in all_strokes)
