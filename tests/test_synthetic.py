@@ -92,6 +92,7 @@ def _font_reference(char: str) -> np.ndarray:
     """``char`` from a font, framed like the samples: a plain, undistorted reference."""
     file = str(fonts.resolve_font(FONTS[1]["package"], FONTS[1]["path"]))
     glyph = fonts.glyph_image(file, char)
+    assert glyph is not None
     glyph.thumbnail((52, 52))
     frame = np.zeros((64, 64), dtype=np.float32)
     w, h = glyph.size

@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from kanji_lab.data.render import (
     CANVAS,
@@ -25,7 +25,7 @@ from kanji_lab.data.render import (
 
 GLYPH_PX = 128  # font size glyphs are drawn at before being warped onto the canvas
 _MISSING = "\U0010fffd"  # a private-use code point no font maps: renders as .notdef
-_MESH = 4  # cells per side of the warp grid
+_MESH = 3  # cells per side of the warp grid
 
 
 class FontNotFound(FileNotFoundError):
@@ -57,25 +57,37 @@ def load_font(file: str) -> ImageFont.FreeTypeFont:
 
 def has_glyph(file: str, char: str) -> bool:
     """True when the font draws ``char`` with a real glyph rather than .notdef or nothing."""
-    font = load_font(file)
-    mask = font.getmask(char)
-    if mask.getbbox() is None:
-        return False
-    missing = font.getmask(_MISSING)
-    return not (mask.size == missing.size and bytes(mask) == bytes(missing))
+    return glyph_image(file, char) is not None
 
 
-def glyph_image(file: str, char: str) -> Image.Image:
-    """``char`` drawn in white on black, cropped to its ink."""
+def glyph_image(file: str, char: str, weight: int = 0) -> Image.Image | None:
+    """``char`` drawn in white on black, emboldened by ``weight`` pixels, cropped to its ink.
+
+    None when the font has no glyph for it.
+    """
+    image = _draw(file, char, weight)
+    box = image.getbbox()
+    if box is None or image.tobytes() == _notdef(file, weight):
+        return None
+    return image.crop(box)
+
+
+@functools.lru_cache(maxsize=16)
+def _notdef(file: str, weight: int) -> bytes:
+    return _draw(file, _MISSING, weight).tobytes()
+
+
+def _draw(file: str, char: str, weight: int) -> Image.Image:
     font = load_font(file)
-    x0, y0, x1, y1 = font.getbbox(char)
+    x0, y0, x1, y1 = font.getbbox(char, stroke_width=weight)
     image = Image.new("L", (x1 - x0 + 2, y1 - y0 + 2), 0)
-    ImageDraw.Draw(image).text((1 - x0, 1 - y0), char, fill=255, font=font)
-    return image.crop(image.getbbox())
+    draw = ImageDraw.Draw(image)
+    draw.text((1 - x0, 1 - y0), char, fill=255, font=font, stroke_width=weight, stroke_fill=255)
+    return image
 
 
 def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """One sample of a glyph: writer affine, a smooth random warp, weight change, scan effects."""
+    """One sample of a glyph: the writer's affine, a smooth random warp, scan effects."""
     w, h = glyph.size
     matrix = sample_affine(style, rng)
     corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=float) - (w / 2, h / 2)
@@ -97,6 +109,4 @@ def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generato
             quad = (*src[i, j], *src[i + 1, j], *src[i + 1, j + 1], *src[i, j + 1])
             mesh.append((box, tuple(float(v) for v in quad)))
     canvas = glyph.transform((CANVAS, CANVAS), Image.Transform.MESH, mesh, Image.BILINEAR)
-    if rng.random() < style.thickness:
-        canvas = canvas.filter(ImageFilter.MaxFilter(3))
     return finish(canvas, style, rng)

@@ -31,7 +31,7 @@ class WriterStyle:
     aspect: float  # width / height stretch
     size: float  # ink box as a fraction of the frame
     offset: float  # spread of the character's position, fraction of the frame
-    thickness: float  # stroke width in canvas pixels
+    thickness: float  # stroke width in canvas pixels (font writers: emboldening pixels)
     brushiness: float  # 0 = even pen line, 1 = brush: entry press, tome, hane, harai tapers
     pressure: float  # spread of the width along a stroke
     jitter: float  # spread of stroke end points, viewBox units
@@ -57,7 +57,7 @@ def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
         "pencil": u(3.0, 5.0),
         "brush": u(5.5, 9.0),
         "cursive": u(3.0, 6.0),
-        "font": u(0.0, 1.0),  # font writers: chance of a thickening filter
+        "font": float(rng.choice([0, 0, 1, 2])),  # font writers: pixels of emboldening
     }[family]
     return WriterStyle(
         family=family,

@@ -94,9 +94,10 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray, int, str]:
     for char in chars:
         rng = np.random.default_rng([seed, writer, ord(char)])
         if font_file:
-            if not fonts.has_glyph(font_file, char):
+            glyph = fonts.glyph_image(font_file, char, int(style.thickness))
+            if glyph is None:
                 continue
-            image = fonts.render_glyph(fonts.glyph_image(font_file, char), style, rng)
+            image = fonts.render_glyph(glyph, style, rng)
         else:
             image = render.render_strokes(_STROKES[char], style, rng)
         images.append(image)
