@@ -22,7 +22,7 @@ from kanji_lab.data.resize import to_square_size
 from kanji_lab.data.sources import DataSourceError
 
 WRITER_BLOCK = 100_000  # global writer id = family id * WRITER_BLOCK + writer within the family
-CHUNK = 1024  # records decoded at a time, to bound memory
+CHUNK = 256  # records decoded at a time, to bound memory
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,7 @@ def part_of_file(file_name: str) -> Part | None:
 # One packed 4-bit byte -> its two pixels (high nibble left).
 _NIBBLES = np.stack([np.arange(256) >> 4, np.arange(256) & 15], axis=1).astype(np.uint8)
 _LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_FOUR = np.uint64(4)
 # Sum of a 2x2 box of 4-bit levels (0..60) -> ink-bright uint8, rounded like resize.resize_square.
 _BOX4_TO_UINT8 = np.rint(np.arange(61) * 255 / 60).astype(np.uint8)
 
@@ -218,13 +219,19 @@ def _decode_halved_4bit(pixels: np.ndarray, layout: Layout, size: int) -> np.nda
     """4-bit images twice ``size`` wide: each packed byte is the top or bottom half of one 2x2
     box of the output. Summing its two nibbles, then two rows, eight bytes at a time in uint64
     words (no carry: sums stay <= 60), gives the box sums; a table maps them to uint8."""
-    n, side = len(pixels), layout.width
-    rows = np.zeros((n, side, size), np.uint8)  # packed rows padded to square; 0 = paper
-    top = (side - layout.height) // 2
-    rows[:, top : top + layout.height] = pixels.reshape(n, layout.height, size)
+    n, side, h = len(pixels), layout.width, layout.height
+    top = (side - h) // 2
+    rows = np.empty((n, side, size), np.uint8)  # packed rows padded to square; 0 = paper
+    rows[:, :top] = 0
+    rows[:, top + h :] = 0
+    rows[:, top : top + h] = pixels.reshape(n, h, size)
     words = rows.view(np.uint64)
-    pairs = (words & _LOW_NIBBLES) + ((words >> np.uint64(4)) & _LOW_NIBBLES)
-    boxes = pairs[:, 0::2] + pairs[:, 1::2]
+    pairs = words >> _FOUR
+    pairs &= _LOW_NIBBLES
+    words &= _LOW_NIBBLES
+    pairs += words
+    boxes = pairs[:, 0::2]
+    boxes += pairs[:, 1::2]
     return _BOX4_TO_UINT8[boxes.view(np.uint8)]
 
 
@@ -279,7 +286,8 @@ def check_size(path: Path, part: Part) -> int:
 
 def _read_records(path: Path, part: Part) -> np.ndarray:
     records = check_size(path, part)
-    return np.fromfile(path, dtype=np.uint8).reshape(records, part.layout.record_length)
+    shape = (records, part.layout.record_length)
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape)  # no copy of the whole file
 
 
 def _drop_dummy(raw: np.ndarray, path: Path, part: Part) -> np.ndarray:
