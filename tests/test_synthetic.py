@@ -174,6 +174,7 @@ def test_characters_without_strokes_fall_back_to_fonts(tmp_path: Path) -> None:
         ({"classes": ""}, "empty class set"),
         ({"classes": "亜Ａ", "writers": {"pen": 1}}, "no KanjiVG stroke data: Ａ"),
         ({"writers": {"pen": 0}}, "at least one writer"),
+        ({"seed": -1}, "non-negative"),
         ({"writers": {"marker": 1}}, "unknown writer families"),
         (
             {"writers": {"font": 1}, "fonts": [{"package": "pylopdf_fonts_cjk", "path": "No.otf"}]},

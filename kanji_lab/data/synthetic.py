@@ -65,29 +65,37 @@ def generate(
     font_only = [c for c in classes if c not in all_strokes]
     if font_only:
         _check_fallback(font_only, font_files)
-    tasks = list(_tasks(int(cfg.seed), classes, writers, font_files, all_strokes))
+    tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
     families = [f for f in render.FAMILIES if writers[f]]
-    parts = []
-    with tqdm(
-        total=_expected(tasks), desc="synthetic data", unit="img", disable=not progress
-    ) as bar:
-        for images, codepoints, writer, family in _run(tasks, all_strokes, n_workers):
-            parts.append((images, codepoints, writer, families.index(family)))
-            bar.update(len(images))
-    n = [len(p[0]) for p in parts]
+    total = sum(len(task[4]) for task in tasks)  # at most: fonts may lack a few glyphs
+    size = cache.IMAGE_SIZE
+    images = np.empty((total, size, size), dtype=np.uint8)
+    codepoints = np.empty(total, dtype=np.int32)
+    writer_ids = np.empty(total, dtype=np.int32)
+    source_ids = np.empty(total, dtype=np.int16)
+    done = 0
+    results = _run(tasks, all_strokes, n_workers)
+    with tqdm(total=total, desc="synthetic data", unit="img", disable=not progress) as bar:
+        for task, (block, codes) in zip(tasks, results, strict=True):
+            stop = done + len(block)
+            images[done:stop], codepoints[done:stop] = block, codes
+            writer_ids[done:stop] = task[1]
+            source_ids[done:stop] = families.index(task[2])
+            done = stop
+            bar.update(len(task[4]))
     return cache.CharacterSet(
-        images=np.concatenate([p[0] for p in parts]),
-        codepoints=np.concatenate([p[1] for p in parts]),
-        writers=np.repeat([p[2] for p in parts], n).astype(np.int32),
-        sources=np.repeat([p[3] for p in parts], n).astype(np.int16),
+        images=images[:done],
+        codepoints=codepoints[:done],
+        writers=writer_ids[:done],
+        sources=source_ids[:done],
         source_names=[f"synthetic/{f}" for f in families],
         info={"writers": writers, "classes": len(classes), "font_only": "".join(font_only)},
     )
 
 
-def render_task(task: Task) -> tuple[np.ndarray, np.ndarray, int, str]:
-    """Render one block of characters for one writer: images, code points, writer, family."""
+def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """Render one block of characters for one writer: images and their code points."""
     seed, writer, family, font_file, chars = task
     style = render.writer_style(family, np.random.default_rng([seed, writer, _STYLE_STREAM]))
     images, codepoints = [], []
@@ -104,7 +112,7 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray, int, str]:
         codepoints.append(ord(char))
     empty = np.zeros((0, cache.IMAGE_SIZE, cache.IMAGE_SIZE), dtype=np.uint8)
     stacked = np.stack(images) if images else empty
-    return stacked, np.array(codepoints, dtype=np.int32), writer, family
+    return stacked, np.array(codepoints, dtype=np.int32)
 
 
 def _init_worker(all_strokes: dict[str, strokes.Character]) -> None:
@@ -114,7 +122,7 @@ def _init_worker(all_strokes: dict[str, strokes.Character]) -> None:
 
 def _run(
     tasks: list[Task], all_strokes: dict[str, strokes.Character], n_workers: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, int, str]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Results of ``tasks`` in order, from a pool of ``n_workers`` processes (or this one)."""
     if n_workers <= 1 or len(tasks) <= 1:
         _init_worker(all_strokes)
@@ -147,8 +155,11 @@ def _tasks(
             writer += 1
 
 
-def _expected(tasks: list[Task]) -> int:
-    return sum(len(task[4]) for task in tasks)
+def _seed(cfg: DictConfig) -> int:
+    seed = int(cfg.seed)
+    if seed < 0:
+        raise DataSourceError(f"data.seed must be a non-negative integer, got {seed}")
+    return seed
 
 
 def _classes(cfg: DictConfig) -> list[str]:
@@ -215,7 +226,7 @@ def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -
         "source": "synthetic",
         "generator": GENERATOR_VERSION,
         "kanjivg": importlib.metadata.version("kanjivg"),
-        "seed": int(cfg.seed),
+        "seed": _seed(cfg),
         "writers": writers,
         "fonts": font_specs if writers["font"] else [],
         "classes": hashlib.sha1("".join(classes).encode()).hexdigest(),
