@@ -202,7 +202,7 @@ def _jitter(
     chord = points[char.ends - 1] - points[char.starts]
     length = np.hypot(chord[:, 0], chord[:, 1])
     normal = np.stack([-chord[:, 1], chord[:, 0]], axis=1) / (length[:, None] + 1e-6)
-    bend = rng.normal(0.0, style.jitter * 0.05, n) * length
+    bend = rng.normal(0.0, 0.02 + 0.01 * style.jitter, n) * length
     moved = points + (1 - t) * shift[sid, 0] + t * shift[sid, 1]
     moved += (bend[sid, None] * np.sin(np.pi * t)) * normal[sid]
     if style.wobble:
@@ -305,7 +305,7 @@ def _ligature(
     ctrl = a + direction * gap * rng.uniform(0.2, 0.5)
     t = np.linspace(0.0, 1.0, max(4, int(gap / 4)))[:, None]
     curve = (1 - t) ** 2 * a + 2 * (1 - t) * t * ctrl + t**2 * b
-    widths = thickness * rng.uniform(0.2, 0.45) * (1.0 - 0.5 * np.sin(np.pi * t[:, 0]))
+    widths = thickness * rng.uniform(0.3, 0.6) * (1.0 - 0.5 * np.sin(np.pi * t[:, 0]))
     draw_polyline(draw, curve, widths, int(255 * rng.uniform(0.6, 0.95)))
 
 
