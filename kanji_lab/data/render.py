@@ -19,6 +19,13 @@ SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
 FAMILIES = ("pen", "pencil", "brush", "cursive", "font")
 _SPLIT_COS = np.cos(np.radians(40))  # split a stroke outline where it turns more sharply
+_ANGLES = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+# An oval (half-axes 0.6 and 0.4 stroke widths) tilted 45 degrees, nudged up and to the left
+_ENTRY_OVAL = (
+    np.stack([0.6 * np.cos(_ANGLES), 0.4 * np.sin(_ANGLES)], axis=1)
+    @ (np.array([[1.0, 1.0], [-1.0, 1.0]]) / np.sqrt(2))
+    - 0.12
+)
 
 
 @dataclass(frozen=True)
@@ -96,17 +103,23 @@ def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator
     canvas = Image.new("L", (CANVAS, CANVAS), 0)
     draw = ImageDraw.Draw(canvas)
     outlines, caps, owners = _outlines(points, widths, char)
-    piece = 0
+    first = np.searchsorted(owners, np.arange(n + 1)).tolist()  # each stroke's first piece
     for k in range(n):
         fill = int(fills[k])
-        while piece < len(owners) and owners[piece] == k:
-            draw.polygon(outlines[piece], fill=fill)
+        # a dry stroke is drawn on its own layer so that its gaps do not erase other strokes
+        layer = Image.new("L", canvas.size, 0) if dry[k] else None
+        target = ImageDraw.Draw(layer) if layer else draw
+        ink = 255 if layer else fill
+        if brushy and char.endings[k] != DOT:
+            _entry(target, points[char.starts[k]], widths[char.starts[k]], ink)
+        for piece in range(first[k], first[k + 1]):
+            target.polygon(outlines[piece], fill=ink)
             for x, y, r in caps[piece]:
-                draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
-            piece += 1
+                target.ellipse((x - r, y - r, x + r, y + r), fill=ink)
         stroke = slice(char.starts[k], char.ends[k])
-        if dry[k]:
-            _dry_gaps(draw, points[stroke], widths[stroke], rng)
+        if layer:
+            _dry_gaps(target, points[stroke], widths[stroke], rng)
+            canvas.paste(fill, mask=layer)
         if joins[k] and k + 1 < n:
             _ligature(draw, points[stroke], points[char.starts[k + 1]], thickness, rng)
     return finish(canvas, style, rng)
@@ -193,10 +206,12 @@ def _jitter(
 ) -> np.ndarray:
     """Move each stroke's ends and bend it (viewBox units), plus tremor for unsteady hands."""
     n, sid = len(char), char.stroke
-    if style.family == "cursive":  # fast hands shrink dots to ticks
-        scale = np.where(char.endings == DOT, rng.uniform(0.4, 0.8, n), 1.0)
+    if style.family == "cursive":  # fast hands shrink dots to ticks and cut strokes short
+        dots = char.endings == DOT
+        scale = np.where(dots, rng.uniform(0.4, 0.8, n), rng.uniform(0.82, 1.0, n))
         centre = np.add.reduceat(points, char.starts) / (char.ends - char.starts)[:, None]
-        points = centre[sid] + (points - centre[sid]) * scale[sid, None]
+        anchor = np.where(dots[:, None], centre, points[char.starts])
+        points = anchor[sid] + (points - anchor[sid]) * scale[sid, None]
     t = _arc_fraction(points, char)[:, None]
     shift = rng.normal(0.0, style.jitter, (n, 2, 2))
     chord = points[char.ends - 1] - points[char.starts]
@@ -272,6 +287,12 @@ def _outlines(
         outlines.append([v for xy in left[a:b] + right[a:b][::-1] for v in xy])
         caps.append([tuple(cap[a]), tuple(cap[b - 1])])
     return outlines, caps, char.stroke[expanded[starts]].tolist()
+
+
+def _entry(draw: ImageDraw.ImageDraw, point: np.ndarray, width: float, fill: int) -> None:
+    """The brush's entry mark: the tip lands slanting down to the right, leaving an oval."""
+    outline = point + _ENTRY_OVAL * width
+    draw.polygon(outline.ravel().tolist(), fill=fill)
 
 
 def _dry_gaps(
