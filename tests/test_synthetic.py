@@ -157,9 +157,7 @@ def test_config_change_rebuilds(tmp_path: Path) -> None:
 
 
 def test_characters_without_strokes_fall_back_to_fonts(tmp_path: Path) -> None:
-    missing = "ア"  # KanjiVG has katakana, so pick a character it lacks
-    if load_strokes(missing) is not None:
-        missing = "Ａ" if load_strokes("Ａ") is None else "〓"
+    missing = "Ａ"  # fullwidth A: KanjiVG has no strokes for it, fonts have a glyph
     assert load_strokes(missing) is None
     data = build(make_cfg(tmp_path, classes="亜" + missing, writers={"pen": 1, "font": 2}))
     codes = np.asarray(data.codepoints)
@@ -203,3 +201,9 @@ def test_path_parser_handles_relative_and_smooth_commands() -> None:
     relative = sample_path("m10,10 c10,0 20,10 20,20 s10,20 20,20 l10,10")
     assert np.allclose(absolute, relative, atol=1e-4)
     assert np.allclose(absolute[0], (10, 10)) and np.allclose(absolute[-1], (60, 60))
+
+
+def test_named_class_set(tmp_path: Path) -> None:
+    data = build(make_cfg(tmp_path, classes="hiragana", writers={"cursive": 1}))
+    assert len(data) == 71
+    assert "あ" in data.characters and "ん" in data.characters

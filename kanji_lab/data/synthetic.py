@@ -63,8 +63,8 @@ def generate(
     all_strokes = {c: s for c in classes if (s := strokes.load_strokes(c)) is not None}
     font_files = _font_files(cfg) if writers["font"] else []
     font_only = [c for c in classes if c not in all_strokes]
-    if font_only:
-        _check_fallback(font_only, font_files)
+    if font_only:  # font writer k uses font k mod len(fonts): only the first few may be in use
+        _check_fallback(font_only, font_files[: writers["font"]])
     tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
     families = [f for f in render.FAMILIES if writers[f]]
@@ -214,8 +214,8 @@ def _check_fallback(font_only: list[str], font_files: list[str]) -> None:
     no_glyph = [c for c in font_only if not any(fonts.has_glyph(f, c) for f in font_files)]
     if no_glyph:
         raise DataSourceError(
-            f"{len(no_glyph)} classes have neither KanjiVG stroke data nor a glyph in the "
-            f"configured fonts: {''.join(no_glyph[:50])}. Remove them from data.classes."
+            f"{len(no_glyph)} classes have neither KanjiVG stroke data nor a glyph in the fonts "
+            f"of the font writers: {''.join(no_glyph[:50])}. Remove them from data.classes."
         )
 
 
