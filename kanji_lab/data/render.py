@@ -56,7 +56,6 @@ class WriterStyle:
 def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
     """Draw the consistent style of a new writer of ``family``."""
     u = rng.uniform
-    pen = family in ("pen", "font")
     brush = family == "brush"
     cursive = family == "cursive"
     thickness = {
@@ -81,7 +80,7 @@ def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
         ink=u(0.45, 0.8) if family == "pencil" else u(0.8, 1.0),
         grain=u(0.2, 0.5) if family == "pencil" else 0.0,
         dry=u(0.2, 0.6) if brush else 0.0,
-        ligature=u(0.4, 0.9) if cursive else (u(0.0, 0.1) if pen else 0.0),
+        ligature=u(0.4, 0.9) if cursive else (u(0.0, 0.1) if family == "pen" else 0.0),
         smooth=int(rng.integers(2, 5)) if cursive else int(rng.integers(0, 2)),
         blur=u(0.2, 0.6),
         noise=u(0.0, 8.0),
@@ -125,7 +124,7 @@ def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator
     return finish(canvas, style, rng)
 
 
-def draw_polyline(
+def _draw_polyline(
     draw: ImageDraw.ImageDraw, points: np.ndarray, widths: np.ndarray, fill: int
 ) -> None:
     """Fill one smoothly curving line of varying width, with round caps."""
@@ -312,12 +311,12 @@ def _dry_gaps(
 def _ligature(
     draw: ImageDraw.ImageDraw,
     points: np.ndarray,
-    following: np.ndarray,
+    next_start: np.ndarray,
     thickness: float,
     rng: np.random.Generator,
 ) -> None:
     """A thin trail from the end of a stroke to the start of the next: the pen never lifts."""
-    a, b = points[-1], following
+    a, b = points[-1], next_start
     gap = float(np.hypot(*(b - a)))
     if gap < 2 or gap > CANVAS * 0.45:
         return
@@ -327,7 +326,7 @@ def _ligature(
     t = np.linspace(0.0, 1.0, max(4, int(gap / 4)))[:, None]
     curve = (1 - t) ** 2 * a + 2 * (1 - t) * t * ctrl + t**2 * b
     widths = thickness * rng.uniform(0.3, 0.6) * (1.0 - 0.5 * np.sin(np.pi * t[:, 0]))
-    draw_polyline(draw, curve, widths, int(255 * rng.uniform(0.6, 0.95)))
+    _draw_polyline(draw, curve, widths, int(255 * rng.uniform(0.6, 0.95)))
 
 
 def _normals(points: np.ndarray) -> np.ndarray:
