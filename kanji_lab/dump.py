@@ -19,6 +19,7 @@ from PIL import Image
 import kanji_lab.config
 from kanji_lab.data import etl, etl_source
 from kanji_lab.data.sources import DataSourceError
+from kanji_lab.errors import reports_user_errors
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def write_records(records: etl.Records, take: int, out: Path, table) -> int:
 
 
 @hydra.main(config_path=kanji_lab.config.config_dir(), config_name="dump", version_base="1.3")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     dump(cfg.data, Path(str(cfg.out)).expanduser(), cfg.get("limit"))
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
+from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.weights import load_weights
 from kanji_lab.run_dir import CONFIG_FILE, RunDirError, write_json
 
@@ -158,6 +159,7 @@ def _print(metrics: dict[str, Any], out: Path) -> None:
 
 
 @hydra.main(config_path=config_dir(), config_name="evaluate", version_base="1.3")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

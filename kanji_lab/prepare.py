@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 import kanji_lab.config
 from kanji_lab.data import cache, sources
+from kanji_lab.errors import reports_user_errors
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def prepare(cfg: DictConfig) -> Path:
 
 
 @hydra.main(config_path=kanji_lab.config.config_dir(), config_name="prepare", version_base="1.3")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     prepare(cfg)
 

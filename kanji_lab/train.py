@@ -17,6 +17,7 @@ from kanji_lab.callbacks.checkpoint_io import AtomicCheckpointIO
 from kanji_lab.callbacks.rng_state import RNGState
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.module import CharacterClassifier
 from kanji_lab.models.weights import save_weights
 from kanji_lab.report import file_sizes, print_summary
@@ -125,6 +126,7 @@ def export_run(run_dir: Path, model: CharacterClassifier, cfg: DictConfig) -> li
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+@reports_user_errors
 def main(cfg: DictConfig) -> float | None:
     """Entry point; returns ``cfg.optimized_metric`` for sweepers that optimise it."""
     torch.set_float32_matmul_precision("high")

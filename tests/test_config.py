@@ -72,3 +72,13 @@ def test_cli_unknown_group_option_lists_choices(tmp_path):
     bad = _cli("model=nope", cwd=tmp_path)
     assert bad.returncode != 0
     assert "Could not find 'model/nope'" in bad.stderr and "cnn" in bad.stderr
+
+
+def test_cli_bad_input_exits_with_one_clear_line(tmp_path):
+    empty = _cli('data.classes=""', cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "empty class set" in empty.stdout + empty.stderr
+    assert "Traceback" not in empty.stdout + empty.stderr
+    unknown = _cli("data.source=nope", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "unknown data source 'nope'" in unknown.stdout + unknown.stderr

@@ -60,7 +60,8 @@ def resolve_classes(spec: str) -> list[str]:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(
             "empty class set: set data.classes to a named set "
-            f"({', '.join(NAMED_SETS)}) or a string of characters, e.g. data.classes=亜唖娃"
+            f"({', '.join(NAMED_SETS)}) or a quoted string of characters, "
+            "e.g. 'data.classes=\"亜唖娃\"'"
         )
     chars = NAMED_SETS[spec]() if spec in NAMED_SETS else [c for c in spec if not c.isspace()]
     return list(dict.fromkeys(chars))
