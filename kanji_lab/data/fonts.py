@@ -26,6 +26,7 @@ from kanji_lab.data.render import (
 GLYPH_PX = 128  # font size glyphs are drawn at before being warped onto the canvas
 _MISSING = "\U0010fffd"  # a private-use code point no font maps: renders as .notdef
 _MESH = 3  # cells per side of the warp grid
+_UNITS_PER_PX = 0.95 * VIEWBOX / GLYPH_PX  # an em is about 95% of KanjiVG's viewBox
 
 
 class FontNotFound(FileNotFoundError):
@@ -92,11 +93,10 @@ def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generato
     matrix = sample_affine(style, rng)
     corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=float) - (w / 2, h / 2)
     moved = corners @ matrix.T
-    extent = float(np.max(moved.max(axis=0) - moved.min(axis=0)))
-    scale = frame_scale(extent / GLYPH_PX * VIEWBOX * 0.95, style, rng) * VIEWBOX * 0.95 / GLYPH_PX
-    forward = matrix * scale
+    extent = float(np.max(moved.max(axis=0) - moved.min(axis=0))) * _UNITS_PER_PX
+    scale = frame_scale(extent, style, rng) * _UNITS_PER_PX  # canvas pixels per glyph pixel
     centre = frame_centre(style, rng)
-    inverse = np.linalg.inv(forward)
+    inverse = np.linalg.inv(matrix * scale)
     grid = np.linspace(0, CANVAS, _MESH + 1)
     xs, ys = np.meshgrid(grid, grid)
     out = np.stack([xs, ys], axis=-1) - centre
