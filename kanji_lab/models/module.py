@@ -51,13 +51,26 @@ class CharacterClassifier(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def forward_with_losses(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits plus any extra weighted loss terms the network defines for training.
+
+        A network may define ``loss_terms(x, y) -> (logits, {name: weighted loss})`` (e.g. an
+        auxiliary head); plain networks only define ``forward(x) -> logits``.
+        """
+        if hasattr(self.net, "loss_terms"):
+            return self.net.loss_terms(x, y)
+        return self.net(x), {}
+
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        logits = self(x)
+        logits, extra = self.forward_with_losses(x, y)
         loss = self.loss(logits, y)
+        for name, term in extra.items():
+            self.log(f"train/{name}", term)
+            loss = loss + term
         self.train_acc(logits, y)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
