@@ -1,0 +1,119 @@
+"""The README's main job, timed: generation, training, test, export, and accuracy per style family.
+
+Runs ``python -m kanji_lab`` exactly as a user would (plus any overrides given), with a fresh
+cache folder so that generating the synthetic data is part of the timing (``--reuse-cache DIR`` to
+skip it), then ``python -m kanji_lab.evaluate`` on the run for accuracy per style family.
+
+    python experiments/default_run.py                      # the default job, as in the README
+    python experiments/default_run.py trainer.max_epochs=2  # overrides pass through
+
+Writes experiments/results/default_run.json and .md, and the README's results block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import ROOT, record, table  # noqa: E402
+
+TARGET_SECONDS = 15 * 60
+TARGET_TOP1 = 0.97
+
+
+def run(module: str, args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run ``python -m module args``; returns wall seconds and the combined output."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return seconds, proc.stdout + proc.stderr
+
+
+def newest_run(root: Path, task: str) -> Path:
+    return max((root / task / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reuse-cache", help="an existing cache folder (skips generation)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "KANJI_LAB_CACHE": args.reuse_cache or str(Path(tmp) / "cache"),
+            "KANJI_LAB_OUTPUT": str(Path(tmp) / "outputs"),
+        }
+        wall, _ = run("kanji_lab", args.overrides, env)
+        run_dir = newest_run(Path(tmp) / "outputs", "train")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        _, _ = run("kanji_lab.evaluate", [f"run_dir={run_dir}"], env)
+        evaluation = json.loads(
+            (newest_run(Path(tmp) / "outputs", "evaluate") / "metrics.json").read_text()
+        )
+    timings = metrics["timings"]
+    result = {
+        "command": "python -m kanji_lab " + " ".join(args.overrides),
+        "fresh_cache": not args.reuse_cache,
+        "wall_s": round(wall, 1),
+        "generation_and_data_s": round(timings["data_s"], 1),
+        "train_s": round(timings["train_s"], 1),
+        "test_s": round(timings["test_s"], 1),
+        "export_s": round(timings["export_s"], 1),
+        "startup_and_rest_s": round(wall - sum(timings.values()), 1),
+        "test_top1": metrics.get("test/acc"),
+        "test_top5": metrics.get("test/acc_top5"),
+        "epochs": metrics["epochs"],
+        "parameters": metrics["parameters"],
+        "num_classes": metrics["num_classes"],
+        "files_bytes": metrics["files"],
+        "top1_per_style": {k: v["acc"] for k, v in evaluation["per_source"].items()},
+        "samples_per_style": {k: v["n"] for k, v in evaluation["per_source"].items()},
+        "most_confused": evaluation["confused_pairs"][:10],
+        "target_wall_s": TARGET_SECONDS,
+        "target_top1": TARGET_TOP1,
+        "met_time": wall <= TARGET_SECONDS,
+        "met_top1": (metrics.get("test/acc") or 0) >= TARGET_TOP1,
+    }
+    record("default_run", result, _markdown(result))
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _markdown(r: dict) -> str:
+    pct = "{:.2%}".format
+    rows = [
+        ("wall time, whole command", f"{r['wall_s']:.0f} s (target {r['target_wall_s']} s)"),
+        ("generation + data set-up", f"{r['generation_and_data_s']:.0f} s"),
+        ("training", f"{r['train_s']:.0f} s ({r['epochs']} epochs)"),
+        ("test / export", f"{r['test_s']:.0f} s / {r['export_s']:.1f} s"),
+        (
+            "test top-1 / top-5",
+            f"{pct(r['test_top1'])} / {pct(r['test_top5'])} (target top-1 {pct(r['target_top1'])})",
+        ),
+        ("classes / parameters", f"{r['num_classes']:,} / {r['parameters']:,}"),
+    ]
+    rows += [
+        (f"top-1 on {k} ({r['samples_per_style'][k]:,} test samples)", pct(v))
+        for k, v in r["top1_per_style"].items()
+    ]
+    rows += [(f"size of {k}", f"{v / 1e6:.2f} MB") for k, v in r["files_bytes"].items()]
+    return (
+        f"Default job on this machine (2 CPU cores), "
+        f"`python experiments/default_run.py` ({'fresh' if r['fresh_cache'] else 'reused'} "
+        "cache), writer-disjoint synthetic test split:\n\n" + table(rows)
+    )
+
+
+if __name__ == "__main__":
+    main()
