@@ -82,3 +82,21 @@ def test_cli_bad_input_exits_with_one_clear_line(tmp_path):
     unknown = _cli("data.source=nope", cwd=tmp_path)
     assert unknown.returncode == 2
     assert "unknown data source 'nope'" in unknown.stdout + unknown.stderr
+
+
+def test_cli_multirun_trains_each_job_in_its_own_directory(tmp_path):
+    env_cache = f"paths.cache_dir={tmp_path / 'cache'}"
+    sweep = _cli(
+        "-m",
+        "model.net.width=4,8",
+        "model.net.features=16",
+        'data.classes="亜唖"',
+        env_cache,
+        "debug=fdr",
+        "callbacks.progress_bar=null",
+        cwd=tmp_path,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    jobs = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/metrics.json"))
+    assert [p.parent.name for p in jobs] == ["0", "1"]
+    assert "kanji_lab run: cnn on synthetic (2 classes)" in sweep.stdout
