@@ -20,7 +20,7 @@ from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.module import CharacterClassifier
 from kanji_lab.models.weights import save_weights
-from kanji_lab.report import file_sizes, print_summary
+from kanji_lab.summary import file_sizes, print_summary
 from kanji_lab.run_dir import resume_checkpoint, save_config, write_json
 
 log = logging.getLogger(__name__)
