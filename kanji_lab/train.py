@@ -19,9 +19,11 @@ from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.module import CharacterClassifier
+from kanji_lab.models.profile import describe as describe_cost
+from kanji_lab.models.profile import profile
 from kanji_lab.models.weights import save_weights
-from kanji_lab.summary import file_sizes, print_summary
 from kanji_lab.run_dir import resume_checkpoint, save_config, write_json
+from kanji_lab.summary import file_sizes, print_summary
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     timings["data_s"] = time.perf_counter() - start
 
     model = build_model(cfg, datamodule.labels)
-    log.info("model %s: %s parameters", cfg.model.arch, f"{model.num_parameters():,}")
+    cost = profile(model.net)
+    log.info("model %s: %s", cfg.model.arch, describe_cost(cost))
     trainer = build_trainer(cfg)
 
     start = time.perf_counter()
@@ -97,6 +100,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "data": cfg.data.name,
         "num_classes": len(datamodule.labels),
         "parameters": model.num_parameters(),
+        "macs_per_image": cost["macs"],
+        "weights_bytes": cost["weights_bytes"],
         "epochs": trainer.current_epoch,
         "best_checkpoint": best,
         "timings": timings,
