@@ -28,5 +28,10 @@ def print_summary(metrics: dict[str, Any]) -> None:
         "  time " + "  ".join(f"{k[:-2]} {v:.0f}s" for k, v in times.items()),
     ]
     lines += [f"  {name}: {size / 1e6:.2f} MB" for name, size in metrics.get("files", {}).items()]
+    if emissions := metrics.get("emissions"):
+        lines.append(
+            f"  energy {emissions['kwh']:.3g} kWh   carbon {1000 * emissions['kg_co2e']:.3g} g CO2e"
+            f" ({emissions['method']})"
+        )
     lines.append(f"  run directory: {metrics['run_dir']}")
     print("\n".join(lines), flush=True)

@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from kanji_lab.callbacks.carbon import read_emissions
 from kanji_lab.callbacks.checkpoint_io import AtomicCheckpointIO
 from kanji_lab.callbacks.rng_state import RNGState
 from kanji_lab.config import config_dir
@@ -24,6 +25,7 @@ from kanji_lab.models.profile import profile
 from kanji_lab.models.weights import save_weights
 from kanji_lab.run_dir import resume_checkpoint, save_config, write_json
 from kanji_lab.summary import file_sizes, print_summary
+from kanji_lab.wandb_setup import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,13 @@ def build_datamodule(cfg: DictConfig, labels: list[str] | None = None) -> Charac
 
 def build_model(cfg: DictConfig, labels: list[str]) -> CharacterClassifier:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    perf = OmegaConf.to_container(cfg.perf, resolve=True) if cfg.get("perf") else {}
     return CharacterClassifier(
-        arch=model_cfg["arch"], labels=labels, net=model_cfg.get("net"), **model_cfg["optim"]
+        arch=model_cfg["arch"],
+        labels=labels,
+        net=model_cfg.get("net"),
+        **model_cfg["optim"],
+        **{k: perf[k] for k in ("channels_last", "compile", "fused_optimizer") if k in perf},
     )
 
 
@@ -105,13 +112,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "best_checkpoint": best,
         "timings": timings,
-        "files": file_sizes(run_dir, artifacts),
+        # plus what callbacks wrote (the ONNX export's model.onnx, model.int8.onnx, ...)
+        "files": file_sizes(run_dir, [*artifacts, *_written_by_callbacks(trainer)]),
+        "emissions": read_emissions(run_dir),
         "run_dir": str(run_dir),
     }
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
         print_summary(metrics)
+    finish_wandb(trainer.loggers, metrics)  # one W&B run per job, also in a multirun
     return metrics
+
+
+def _written_by_callbacks(trainer: pl.Trainer) -> list[Path]:
+    return [p for cb in trainer.callbacks for p in getattr(cb, "written", [])]
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
