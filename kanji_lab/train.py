@@ -45,13 +45,8 @@ def build_datamodule(cfg: DictConfig, labels: list[str] | None = None) -> Charac
 
 def build_model(cfg: DictConfig, labels: list[str]) -> CharacterClassifier:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    perf = OmegaConf.to_container(cfg.perf, resolve=True) if cfg.get("perf") else {}
     return CharacterClassifier(
-        arch=model_cfg["arch"],
-        labels=labels,
-        net=model_cfg.get("net"),
-        **model_cfg["optim"],
-        **{k: perf[k] for k in ("channels_last", "compile", "fused_optimizer") if k in perf},
+        arch=model_cfg["arch"], labels=labels, net=model_cfg.get("net"), **model_cfg["optim"]
     )
 
 
@@ -112,8 +107,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "best_checkpoint": best,
         "timings": timings,
-        # plus what callbacks wrote (the ONNX export's model.onnx, model.int8.onnx, ...)
-        "files": file_sizes(run_dir, [*artifacts, *_written_by_callbacks(trainer)]),
+        "files": file_sizes(run_dir, artifacts),
         "emissions": read_emissions(run_dir),
         "run_dir": str(run_dir),
     }
@@ -122,10 +116,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(metrics)
     finish_wandb(trainer.loggers, metrics)  # one W&B run per job, also in a multirun
     return metrics
-
-
-def _written_by_callbacks(trainer: pl.Trainer) -> list[Path]:
-    return [p for cb in trainer.callbacks for p in getattr(cb, "written", [])]
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
