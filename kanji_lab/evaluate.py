@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
 from kanji_lab.config import config_dir
+from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.weights import load_weights
@@ -109,8 +110,76 @@ def score(
     }
 
 
+def add_unseen_classes(
+    net: torch.nn.Module, labels: list[str], spec: str | None
+) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """``zero_shot.classes``: extend a model that composes its classes (``extend_labels``) with
+    characters it was not trained on. Returns the labels, the added characters and, per added
+    character, the parts of its code that training never saw."""
+    if not spec:
+        return labels, [], {}
+    if not hasattr(net, "extend_labels"):
+        raise RunDirError(
+            f"zero_shot.classes: this model ({type(net).__name__}) has one weight row per class "
+            "and cannot score characters it was not trained on; use a model=hiercode run"
+        )
+    unseen = [c for c in resolve_classes(spec) if c not in labels]
+    unknown = net.extend_labels(unseen)
+    return [*labels, *unseen], unseen, unknown
+
+
+class _Restricted(torch.nn.Module):
+    """A network whose scores outside ``keep`` (class indices) are -inf."""
+
+    def __init__(self, net: torch.nn.Module, keep: list[int], classes: int) -> None:
+        super().__init__()
+        self.net = net
+        self.mask = torch.ones(classes, dtype=torch.bool)
+        self.mask[keep] = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).masked_fill(self.mask, float("-inf"))
+
+
+def score_unseen(
+    net: torch.nn.Module,
+    datamodule: CharacterDataModule,
+    split: str,
+    hits: tuple[np.ndarray, np.ndarray],
+    unseen: list[str],
+    unknown: dict[str, list[str]],
+) -> dict[str, Any]:
+    """Accuracy on the samples of the added classes: among every class (generalized) and among
+    the added classes only, with chance levels."""
+    labels = datamodule.labels
+    first = len(labels) - len(unseen)
+    preds, targets = hits
+    mask = targets >= first
+    restricted = _Restricted(net, list(range(first, len(labels))), len(labels))
+    only, _ = predict_split(restricted, datamodule, split)
+
+    def acc(p: np.ndarray, k: int) -> float | None:
+        if not mask.any():
+            return None
+        return float((p[mask, :k] == targets[mask, None]).any(axis=1).mean())
+
+    return {
+        "classes": len(unseen),
+        "samples": int(mask.sum()),
+        "top1": acc(preds, 1),
+        "top5": acc(preds, 5),
+        "chance_top1": 1 / len(labels),
+        "unseen_only_top1": acc(only, 1),
+        "unseen_only_top5": acc(only, 5),
+        "unseen_only_chance_top1": 1 / len(unseen),
+        "unknown_slots": {c: s for c, s in unknown.items() if s},
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     net, labels, train_cfg = load_run(Path(cfg.run_dir))
+    zero_shot = cfg.get("zero_shot") or {}
+    labels, unseen, unknown = add_unseen_classes(net, labels, zero_shot.get("classes"))
     data = cfg.data if cfg.get("data") else train_cfg.data
     if not cfg.get("data"):
         with open_dict(data):
@@ -130,6 +199,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "split": split,
         **score(preds, targets, labels, codepoints, names.tolist(), cfg.confusions),
     }
+    if unseen:
+        hits = (preds, targets)
+        metrics["zero_shot"] = score_unseen(net, datamodule, split, hits, unseen, unknown)
     write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
     _print(metrics, Path(cfg.paths.output_dir))
     return metrics
@@ -153,8 +225,20 @@ def _print(metrics: dict[str, Any], out: Path) -> None:
         + ", ".join(
             f"{c['true']}->{c['predicted']} x{c['count']}" for c in metrics["confused_pairs"][:8]
         )
+        + _zero_shot_line(metrics.get("zero_shot"), pct)
         + f"\n  written to {out / 'metrics.json'}",
         flush=True,
+    )
+
+
+def _zero_shot_line(zs: dict[str, Any] | None, pct) -> str:
+    if not zs:
+        return ""
+    return (
+        f"\n  zero-shot: {zs['samples']} samples of {zs['classes']} unseen classes: top-1 "
+        f"{pct(zs['top1'])} among all classes (chance {pct(zs['chance_top1'])}), "
+        f"{pct(zs['unseen_only_top1'])} among the unseen only "
+        f"(chance {pct(zs['unseen_only_chance_top1'])})"
     )
 
 

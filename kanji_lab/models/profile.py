@@ -30,9 +30,7 @@ def count_macs(net: nn.Module, size: int = 64) -> int:
     def hook(module: nn.RNNBase, inputs: tuple, output: object) -> None:
         recurrent[0] += _rnn_macs(module, inputs[0])
 
-    handles = [
-        m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.RNNBase)
-    ]
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.RNNBase)]
     was_training = net.training
     device = next(net.parameters()).device
     try:

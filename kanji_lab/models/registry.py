@@ -11,7 +11,12 @@ from torch import nn
 Constructor = Callable[..., nn.Module]
 
 _CONSTRUCTORS: dict[str, Constructor] = {}
-_MODULES = {"cnn": "kanji_lab.models.cnn"}
+_MODULES = {
+    "cnn": "kanji_lab.models.cnn",
+    "rnn": "kanji_lab.models.rnn",
+    "hiercode": "kanji_lab.models.hiercode",
+    "vit": "kanji_lab.models.vit",
+}
 
 
 def register(name: str) -> Callable[[Constructor], Constructor]:

@@ -1,0 +1,85 @@
+"""A small vision transformer for 64x64 character images."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kanji_lab.models.registry import register
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention`` (exports to ONNX)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: attention and MLP, each residual."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VisionTransformer(nn.Module):
+    """Patches of ``patch`` x ``patch`` pixels embedded to ``width``, learned positions, ``depth``
+    blocks of ``heads`` heads, mean-pooled tokens, class head. The defaults (8x8 patches = 64
+    tokens, width 128, depth 4) train on a CPU."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        patch: int = 8,
+        width: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.1,
+        image_size: int = 64,
+    ) -> None:
+        super().__init__()
+        if image_size % patch:
+            raise ValueError(f"patch {patch} does not divide the image size {image_size}")
+        tokens = (image_size // patch) ** 2
+        self.patches = nn.Conv2d(1, width, patch, patch)
+        self.position = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
+        blocks = [Block(width, heads, mlp_ratio, dropout) for _ in range(depth)]
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.patches(x).flatten(2).transpose(1, 2) + self.position
+        return self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+
+
+@register("vit")
+def build_vit(labels: list[str], **kwargs) -> VisionTransformer:
+    """``model=vit``."""
+    return VisionTransformer(len(labels), **kwargs)

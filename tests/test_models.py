@@ -1,0 +1,189 @@
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from kanji_lab.config import config_dir
+from kanji_lab.evaluate import evaluate
+from kanji_lab.models import radicals
+from kanji_lab.models.hiercode import code_slots
+from kanji_lab.models.profile import count_macs, profile
+from kanji_lab.models.registry import architectures, build_network
+from kanji_lab.models.weights import load_weights, save_weights
+from kanji_lab.run_dir import RunDirError
+from kanji_lab.train import train
+from tests.conftest import compose_train, tiny_overrides
+
+LABELS = list("明暗時国園森林休体道")
+SMALL = {
+    "cnn": {"width": 8, "features": 32},
+    "rnn": {"width": 8, "hidden": 16},
+    "hiercode": {"width": 8, "features": 32, "dim": 16},
+    "vit": {"width": 32, "depth": 2, "heads": 2},
+}
+
+
+def small(arch: str, labels=LABELS, **extra):
+    return build_network(arch, labels, **{**SMALL[arch], **extra})
+
+
+def test_every_architecture_is_registered():
+    assert set(SMALL) <= set(architectures())
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_forward_shapes(arch, batch):
+    net = small(arch).eval()
+    assert net(torch.randn(batch, 1, 64, 64)).shape == (batch, len(LABELS))
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_rebuilt_from_config_and_labels(arch, tmp_path):
+    net = small(arch).eval()
+    path = save_weights(tmp_path / "m.safetensors", net, arch, SMALL[arch], LABELS)
+    again, _ = load_weights(path)
+    x = torch.randn(2, 1, 64, 64)
+    torch.testing.assert_close(again(x), net(x))
+
+
+def test_profile_counts_recurrent_layers():
+    with_rnn = count_macs(small("rnn"))
+    stats = profile(small("rnn"))
+    assert stats["macs"] == with_rnn > 0
+    lstm = small("rnn").rnn
+    assert with_rnn > 8 * 2 * 4 * lstm.hidden_size * (lstm.input_size + lstm.hidden_size) - 1
+
+
+def test_vit_patch_size_is_configurable():
+    net = small("vit", patch=16).eval()
+    assert net.position.shape[1] == 16
+    assert net(torch.randn(1, 1, 64, 64)).shape == (1, len(LABELS))
+    with pytest.raises(ValueError, match="patch"):
+        small("vit", patch=7)
+
+
+def test_rnn_aux_targets_match_the_radical_data():
+    net = small("rnn")
+    vocab = radicals.vocabulary(LABELS)
+    assert net.aux_head.out_features == len(vocab)
+    targets = net.aux_targets(torch.arange(len(LABELS)))
+    for i, char in enumerate(LABELS):
+        assert {vocab[j] for j in targets[i].nonzero().flatten().tolist()} == set(
+            radicals.components(char)
+        )
+    ming = targets[LABELS.index("明")]
+    assert ming[vocab.index("日")] == 1 and ming[vocab.index("月")] == 1
+    assert ming.sum() == 2
+
+
+def test_rnn_aux_loss_is_weighted_and_can_be_off():
+    x, y = torch.randn(3, 1, 64, 64), torch.tensor([0, 1, 2])
+    _, terms = small("rnn", aux_weight=0.5).loss_terms(x, y)
+    assert set(terms) == {"aux_components"} and terms["aux_components"] > 0
+    off = small("rnn", aux_weight=0.0)
+    assert not hasattr(off, "aux_head")
+    assert off.loss_terms(x, y)[1] == {}
+
+
+def test_hiercode_has_no_weight_row_per_class():
+    net = small("hiercode")
+    assert not any(p.shape[0] == len(LABELS) for p in net.parameters() if p.ndim == 2)
+    assert "S:⿰" in net.slots and "c:日" in net.slots and "C0:日" in net.slots
+    assert set(code_slots("明")) == {"S:⿰", "C0:日", "C1:月", "c:日", "c:月"}
+
+
+def test_hiercode_class_embeddings_use_the_prototypes():
+    net = small("hiercode")
+    before = net.class_embeddings().detach().clone()
+    with torch.no_grad():
+        net.prototypes[net.slot_index["c:日"]] += 1.0
+    after = net.class_embeddings().detach()
+    uses_sun = [i for i, c in enumerate(LABELS) if "日" in radicals.components(c)]
+    changed = (after - before).abs().sum(dim=1) > 1e-6
+    assert changed[uses_sun].all() and not changed[LABELS.index("森")]
+    x = torch.randn(1, 1, 64, 64)
+    net.eval()
+    trained = net(x)
+    with torch.no_grad():
+        net.prototypes.mul_(-1.0)
+    assert torch.allclose(net.eval()(x), -trained, atol=1e-5)
+
+
+def test_hiercode_scores_a_character_it_was_not_trained_on():
+    net = small("hiercode").eval()
+    unknown = net.extend_labels(["晴"])  # 日 left + 青 right; 日 and the left-right split are known
+    assert net.labels[-1] == "晴"
+    assert "c:日" not in unknown["晴"] and "c:青" in unknown["晴"]
+    logits = net(torch.randn(2, 1, 64, 64))
+    assert logits.shape == (2, len(LABELS) + 1)
+    assert torch.isfinite(logits).all() and logits[:, -1].abs().sum() > 0
+    ming, qing = net.class_embeddings()[[LABELS.index("明"), -1]]
+    assert torch.dot(ming, qing) > 0  # they share prototypes
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_fast_dev_run(arch, tmp_path, tmp_cache):
+    data = [o for o in tiny_overrides() if not o.startswith("model.net.")]
+    nets = [f"model.net.{k}={v}" for k, v in SMALL[arch].items()]
+    cfg = compose_train([*data, f"model={arch}", *nets, "debug=fdr"], tmp_path / "run", tmp_cache)
+    metrics = train(cfg)
+    assert metrics["arch"] == arch and metrics["num_classes"] == 5
+    assert metrics["macs_per_image"] > 0 and metrics["weights_bytes"] > 0
+
+
+def _eval_cfg(root, overrides):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"paths.cache_dir={root / 'cache'}", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(root / "eval")
+    return cfg
+
+
+def _tiny_run(root, arch):
+    data = [o for o in tiny_overrides() if not o.startswith("model.net.")]
+    nets = [f"model.net.{k}={v}" for k, v in SMALL[arch].items()]
+    run = root / arch
+    overrides = [*data, f"model={arch}", *nets, "debug=fdr", "++callbacks.onnx_export=null"]
+    train(compose_train(overrides, run, root / "cache"))
+    return run
+
+
+UNSEEN = [
+    "data=synthetic",
+    "data.source=tiny",
+    "data.name=tiny-unseen",
+    "data.classes='亜唖愛'",
+    "++data.writers=3",
+]
+
+
+def test_evaluate_zero_shot_reports_unseen_classes_apart(tmp_path):
+    run = _tiny_run(tmp_path, "hiercode")
+    cfg = _eval_cfg(tmp_path, [f"run_dir={run}", *UNSEEN, "zero_shot.classes='愛'"])
+    metrics = evaluate(cfg)
+    assert metrics["out_of_vocabulary"]["samples"] == 0
+    zs = metrics["zero_shot"]
+    assert zs["classes"] == 1 and zs["samples"] == 3
+    assert zs["chance_top1"] == pytest.approx(1 / 6)
+    assert zs["unseen_only_top1"] == 1.0  # a single unseen class
+    assert 0 <= zs["top1"] <= zs["top5"] <= 1
+
+
+def test_evaluate_zero_shot_refuses_a_model_with_a_row_per_class(tmp_path):
+    run = _tiny_run(tmp_path, "cnn")
+    with pytest.raises(RunDirError, match="cannot score"):
+        evaluate(_eval_cfg(tmp_path, [f"run_dir={run}", *UNSEEN, "zero_shot.classes='愛'"]))
+
+
+def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
+    net = small("hiercode").train()
+    x = torch.randn(2, 1, 64, 64)
+    assert net.class_cache is None
+    net.eval()
+    torch.testing.assert_close(net.class_cache, net.class_embeddings())
+    state = {k: v + 0.5 if k == "prototypes" else v for k, v in net.state_dict().items()}
+    before = net(x)
+    net.load_state_dict(state)
+    torch.testing.assert_close(net.class_cache, net.class_embeddings())
+    assert not torch.allclose(before, net(x))
