@@ -1,0 +1,80 @@
+"""``python -m kanji_lab.report``: table and plots from a multirun directory."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from kanji_lab.report import main, varying_keys, write_report
+
+
+def _job(sweep, name, width, seed, acc=None, params=1000, train_s=10.0):
+    job = sweep / name
+    (job / ".hydra").mkdir(parents=True)
+    config = {
+        "seed": seed,
+        "paths": {"output_dir": str(job)},
+        "model": {"arch": "cnn", "net": {"width": width, "blocks": [1, 2, 2]}},
+    }
+    OmegaConf.save(OmegaConf.create(config), job / "config.yaml")
+    OmegaConf.save(
+        OmegaConf.create([f"model.net.width={width}", f"seed={seed}"]),
+        job / ".hydra/overrides.yaml",
+    )
+    if acc is not None:
+        metrics = {
+            "test/acc": acc,
+            "test/acc_top5": min(1.0, acc + 0.1),
+            "val/acc_best": acc,
+            "parameters": params,
+            "epochs": 3,
+            "timings": {"train_s": train_s},
+            "emissions": {"kwh": 2e-4, "kg_co2e": 1e-4, "method": "estimate"},
+        }
+        (job / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    sweep = tmp_path / "multiruns" / "2026-01-01_00-00-00"
+    _job(sweep, "0", 16, 1, acc=0.50, params=1000, train_s=10)
+    _job(sweep, "1", 16, 2, acc=0.52, params=1000, train_s=11)
+    _job(sweep, "2", 32, 1, acc=0.70, params=4000, train_s=20)
+    _job(sweep, "10", 32, 2)  # unfinished: no metrics.json
+    return sweep
+
+
+def test_report_writes_table_and_plots(sweep):
+    out = write_report(sweep)
+    rows = list(csv.DictReader(out["csv"].open()))
+    assert [r["job"] for r in rows] == ["0", "1", "2", "10"]  # job order, not text order
+    assert rows[2]["model.net.width"] == "32" and rows[2]["seed"] == "1"
+    assert float(rows[2]["test top-1"]) == pytest.approx(0.70)
+    assert rows[3]["status"] == "unfinished" and rows[3]["test top-1"] == ""
+    md = out["markdown"].read_text()
+    assert "| 2 | 1 | 32 | 70.00% |" in md
+    assert "paths.output_dir" not in md  # differs per job but says nothing about the experiment
+    for name in ("acc_vs_params", "acc_vs_time"):
+        assert out[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_varying_keys_are_the_swept_ones(sweep):
+    from kanji_lab.report import load_jobs
+
+    assert varying_keys(load_jobs(sweep)) == ["seed", "model.net.width"]
+
+
+def test_bad_directory_is_one_clear_line(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "no job directories with config.yaml" in capsys.readouterr().err
+
+
+def test_command_line(sweep):
+    done = subprocess.run(
+        [sys.executable, "-m", "kanji_lab.report", str(sweep)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and (sweep / "report.md").is_file()
