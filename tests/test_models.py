@@ -1,3 +1,9 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -13,6 +19,7 @@ from kanji_lab.models.weights import load_weights, save_weights
 from kanji_lab.run_dir import RunDirError
 from kanji_lab.train import train
 from tests.conftest import compose_train, tiny_overrides
+from tests.etl_fixtures import build_root
 
 LABELS = list("明暗時国園森林休体道")
 SMALL = {
@@ -187,3 +194,35 @@ def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
     net.load_state_dict(state)
     torch.testing.assert_close(net.class_cache, net.class_embeddings())
     assert not torch.allclose(before, net(x))
+
+
+RECIPES = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
+
+
+def test_every_architecture_has_recipes():
+    assert {"etl9g_cnn", "etl9g_rnn", "etl9g_hiercode", "etl9g_vit", "combined_rnn"} <= set(RECIPES)
+    assert "synthetic_hiercode_zeroshot" in RECIPES
+
+
+@pytest.mark.slow
+def test_every_recipe_runs_one_batch(tmp_path):
+    """``python -m kanji_lab -m 'experiment=glob(*)' debug=fdr``; ETL recipes read a data root of
+    synthetic ETL-format records (tests/etl_fixtures.py), synthetic ones generate their data
+    (several minutes: synthetic_cnn draws all 3,036 classes)."""
+    env = {
+        **os.environ,
+        "KANJI_LAB_DATA": str(build_root(tmp_path / "etl")),
+        "KANJI_LAB_CACHE": str(tmp_path / "cache"),
+        "KANJI_LAB_OUTPUT": str(tmp_path / "outputs"),
+    }
+    # the fixture root has two writers per part: split its few samples at random instead
+    split = ["data.split.by=sample", "data.split.val=0.34", "data.split.test=0.34"]
+    args = ["-m", "experiment=glob(*)", "debug=fdr", "callbacks.progress_bar=null", *split]
+    proc = subprocess.run(
+        [sys.executable, "-m", "kanji_lab", *args], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = list((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/metrics.json"))
+    assert len(jobs) == len(RECIPES)
+    archs = {json.loads(p.read_text())["arch"] for p in jobs}
+    assert archs == {"cnn", "rnn", "hiercode", "vit"}

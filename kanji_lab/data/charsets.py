@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 _SMALL_KANA = set("ぁぃぅぇぉっゃゅょゎ")
 
 
@@ -45,10 +47,21 @@ def kana_classes() -> list[str]:
     return etl9g_classes()[-71:] + katakana()
 
 
+def zero_shot_split(seen: int = 2000) -> tuple[list[str], list[str]]:
+    """The level-1 kanji split for zero-shot studies: ``seen`` of them to train on, the rest
+    never seen. The order is fixed by a hash of each character (not by JIS order, which follows
+    readings), so the split is the same on every machine and Python version."""
+    kanji = sorted(jis_level1_kanji(), key=lambda c: hashlib.sha1(c.encode()).hexdigest())
+    return sorted(kanji[:seen]), sorted(kanji[seen:])
+
+
 NAMED_SETS = {
     "etl9g": etl9g_classes,
     "kana": kana_classes,
     "hiragana": lambda: etl9g_classes()[-71:],
+    # 2,000 / 965 of the 2,965 level-1 kanji (model=hiercode zero-shot recipe)
+    "zeroshot_seen": lambda: zero_shot_split()[0],
+    "zeroshot_unseen": lambda: zero_shot_split()[1],
 }
 
 
