@@ -107,7 +107,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "best_checkpoint": best,
         "timings": timings,
-        "files": file_sizes(run_dir, artifacts),
+        # plus what callbacks wrote (the ONNX export's model.onnx, model.int8.onnx, ...)
+        "files": file_sizes(run_dir, [*artifacts, *_written_by_callbacks(trainer)]),
         "emissions": read_emissions(run_dir),
         "run_dir": str(run_dir),
     }
@@ -116,6 +117,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(metrics)
     finish_wandb(trainer.loggers, metrics)  # one W&B run per job, also in a multirun
     return metrics
+
+
+def _written_by_callbacks(trainer: pl.Trainer) -> list[Path]:
+    return [p for cb in trainer.callbacks for p in getattr(cb, "written", [])]
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -16,14 +16,26 @@ FORMAT = "kanji_lab/1"
 PREPROCESSING = {"size": 64, "channels": 1, "ink": "bright", "range": [-1.0, 1.0]}
 
 
-def save_weights(path: Path, net: nn.Module, arch: str, net_cfg: dict, labels: list[str]) -> Path:
-    """Write ``net``'s weights plus what is needed to rebuild it (no training code needed)."""
+def save_weights(
+    path: Path,
+    net: nn.Module,
+    arch: str,
+    net_cfg: dict,
+    labels: list[str],
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write ``net``'s weights plus what is needed to rebuild it (no training code needed).
+
+    ``extra_metadata``: more string entries, e.g. ``quantization`` and ``quantized_layers`` for
+    bitsandbytes files (see :mod:`kanji_lab.deploy.bnb`).
+    """
     metadata = {
         "format": FORMAT,
         "arch": arch,
         "net": json.dumps(net_cfg),
         "labels": json.dumps(labels, ensure_ascii=False),
         "preprocessing": json.dumps(PREPROCESSING),
+        **(extra_metadata or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
@@ -36,17 +48,26 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raw = f.metadata() or {}
     if raw.get("format") != FORMAT:
         raise ValueError(f"{path} is not a kanji_lab weights file (format {raw.get('format')!r})")
-    return {
+    meta = {
         "arch": raw["arch"],
         "net": json.loads(raw["net"]),
         "labels": json.loads(raw["labels"]),
         "preprocessing": json.loads(raw["preprocessing"]),
+        "quantization": raw.get("quantization"),
     }
+    if "quantized_layers" in raw:
+        meta["quantized_layers"] = json.loads(raw["quantized_layers"])
+    return meta
 
 
 def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network stored in ``path`` in eval mode; returns it and its metadata."""
     meta = read_metadata(path)
+    if meta["quantization"]:
+        raise ValueError(
+            f"{path} holds {meta['quantization']} weights: load it with "
+            "kanji_lab.deploy.bnb.load_quantized"
+        )
     net = build_network(meta["arch"], meta["labels"], **meta["net"])
     net.load_state_dict(load_file(str(path)))
     return net.eval(), meta

@@ -1,0 +1,200 @@
+"""Export a network to one self-contained ONNX file and check it against PyTorch.
+
+The default is the ``torch.export``-based exporter (``dynamo=True``) at its default opset; an
+explicit ``opset`` below :data:`DYNAMO_MIN_OPSET` (e.g. 14, for old runtimes) uses the legacy
+TorchScript exporter. Every file carries the label map, the preprocessing and the architecture in
+its ``metadata_props``, so it can be used without the training code or the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx.external_data_helper import uses_external_data
+from torch import nn
+
+from kanji_lab.models.weights import PREPROCESSING
+
+log = logging.getLogger(__name__)
+
+INPUT, OUTPUT = "image", "logits"
+DYNAMO_MIN_OPSET = 18
+PARITY_BATCHES = (1, 3)
+PARITY_ATOL = 1e-4
+# the example batch the graph is traced with; parity is checked at other sizes, so a batch size
+# baked into the graph (a known failure of recurrent models) shows up as an error or a mismatch
+EXAMPLE_BATCH = 2
+
+
+class ExportError(RuntimeError):
+    """An exported model is invalid or does not compute what the PyTorch model computes."""
+
+
+def export_onnx(
+    net: nn.Module,
+    path: Path,
+    labels: list[str],
+    opset: int | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``net`` (a copy of it, in eval mode on the CPU) to ``path`` with a dynamic batch
+    axis; ``opset=None`` is the dynamo exporter's default opset."""
+    net = copy.deepcopy(net).cpu().eval()
+    example = torch.zeros(EXAMPLE_BATCH, 1, PREPROCESSING["size"], PREPROCESSING["size"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        model = _dynamo(net, example, opset) if _use_dynamo(opset) else _legacy(net, example, opset)
+    meta = {
+        "labels": json.dumps(labels, ensure_ascii=False),
+        "preprocessing": json.dumps(PREPROCESSING),
+        "exporter": "dynamo" if _use_dynamo(opset) else "torchscript",
+    }
+    meta.update({k: _text(v) for k, v in (extra_metadata or {}).items()})
+    set_metadata(model, meta)
+    model.producer_name = "kanji_lab"
+    onnx.save_model(model, str(path), save_as_external_data=False)
+    return path
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _use_dynamo(opset: int | None) -> bool:
+    return opset is None or opset >= DYNAMO_MIN_OPSET
+
+
+def _dynamo(net: nn.Module, example: torch.Tensor, opset: int | None) -> onnx.ModelProto:
+    program = torch.onnx.export(
+        net,
+        (example,),
+        dynamo=True,
+        opset_version=opset,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        verbose=False,
+    )
+    return program.model_proto
+
+
+def _legacy(net: nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    import io
+
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        net,
+        (example,),
+        buffer,
+        dynamo=False,
+        opset_version=opset,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+    )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def set_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
+    """Set (replace) string entries of a model's ``metadata_props``."""
+    kept = [p for p in model.metadata_props if p.key not in values]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in values.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """An exported file's metadata, JSON values decoded (``labels``, ``preprocessing`` ...)."""
+    model = onnx.load(str(path), load_external_data=False)
+    meta: dict[str, Any] = {"opset": _default_opset(model)}
+    for prop in model.metadata_props:
+        try:
+            meta[prop.key] = json.loads(prop.value)
+        except json.JSONDecodeError:
+            meta[prop.key] = prop.value
+    return meta
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session; ``threads`` caps intra-op threads (None: runtime default)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_session(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
+    """Logits for float ``(B, 1, 64, 64)`` model inputs."""
+    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(images, dtype=np.float32)}
+    return sess.run(None, feed)[0]
+
+
+def check_onnx(
+    path: Path, net: nn.Module, inputs: np.ndarray | None = None, atol: float = PARITY_ATOL
+) -> dict[str, Any]:
+    """Validate ``path`` (``onnx.checker``, one file, dynamic batch) and compare ONNX Runtime with
+    ``net`` at batch sizes :data:`PARITY_BATCHES`: max abs logit difference at most ``atol`` and
+    the same top-1. ``inputs``: model inputs to compare on (default: seeded noise in [-1, 1]).
+    Raises :class:`ExportError`; returns the measured differences."""
+    path = Path(path)
+    model = onnx.load(str(path))
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{path.name}: onnx.checker failed: {exc}") from exc
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        raise ExportError(f"{path.name}: weights stored outside the file")
+    inputs = _parity_inputs(inputs, max(PARITY_BATCHES))
+    sess = session(path)
+    net = copy.deepcopy(net).cpu().eval()
+    report: dict[str, Any] = {"file": path.name, "opset": _default_opset(model), "atol": atol}
+    for batch in PARITY_BATCHES:
+        report[f"max_abs_diff_b{batch}"] = _compare(sess, net, inputs[:batch], atol, path.name)
+    return report
+
+
+def _parity_inputs(inputs: np.ndarray | None, n: int) -> np.ndarray:
+    if inputs is None or len(inputs) < n:
+        rng = np.random.default_rng(0)
+        size = PREPROCESSING["size"]
+        return rng.uniform(-1, 1, (n, 1, size, size)).astype(np.float32)
+    return np.asarray(inputs[:n], dtype=np.float32)
+
+
+def _compare(
+    sess: ort.InferenceSession, net: nn.Module, x: np.ndarray, atol: float, name: str
+) -> float:
+    try:
+        got = run_session(sess, x)
+    except Exception as exc:  # any runtime failure is an export failure
+        raise ExportError(f"{name}: ONNX Runtime failed at batch {len(x)}: {exc}") from exc
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    if got.shape != want.shape:
+        raise ExportError(f"{name}: batch {len(x)} gives shape {got.shape}, PyTorch {want.shape}")
+    diff = float(np.abs(got - want).max())
+    if diff > atol or not np.array_equal(got.argmax(1), want.argmax(1)):
+        raise ExportError(
+            f"{name}: ONNX Runtime differs from PyTorch at batch {len(x)}: max abs logit "
+            f"difference {diff:.3g} (allowed {atol:g}), top-1 equal: "
+            f"{bool(np.array_equal(got.argmax(1), want.argmax(1)))}"
+        )
+    return diff

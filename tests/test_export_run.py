@@ -1,0 +1,81 @@
+"""The end-of-fit export callback and ``python -m kanji_lab.export`` on a finished run."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
+
+from kanji_lab.config import config_dir
+from kanji_lab.deploy.int8 import top1_agreement
+from kanji_lab.deploy.onnx_export import read_metadata, run_session, session
+from kanji_lab.export import export
+from kanji_lab.models.weights import load_weights
+from kanji_lab.run_dir import RunDirError
+from tests.conftest import TINY_CLASSES
+from tests.deploy_run import deploy_run
+
+# INT8 must keep the float model's top-1 on at least this share of the fixture images
+MIN_INT8_AGREEMENT = 0.9
+
+
+def fixture_images(n: int = 40) -> np.ndarray:
+    """Bar patterns like the tiny data's, as model inputs in [-1, 1]."""
+    rng = np.random.default_rng(1)
+    x = np.full((n, 1, 64, 64), -1.0, np.float32)
+    for i in range(n):
+        k = i % len(TINY_CLASSES)
+        x[i, 0, 16 + 6 * k : 20 + 6 * k, 10:54] = 1.0
+        x[i, 0, 10:54, 12 + 8 * k : 16 + 8 * k] = 1.0
+    return np.clip(x + rng.normal(0, 0.2, x.shape), -1, 1).astype(np.float32)
+
+
+def export_cfg(root, overrides):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("export", overrides=[f"paths.cache_dir={root / 'cache'}", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(root / "export_out")
+    return cfg
+
+
+def test_fit_writes_checked_onnx_and_int8_from_the_best_weights():
+    _, run, metrics = deploy_run()
+    for name in ("model.onnx", "model.int8.onnx", "export.json"):
+        assert name in metrics["files"], name
+    report = json.loads((run / "export.json").read_text())
+    assert report["onnx"]["max_abs_diff_b3"] <= 1e-4
+    # the ONNX file computes what the best checkpoint (= model.safetensors) computes
+    net, meta = load_weights(run / "model.safetensors")
+    x = fixture_images(8)
+    want = net(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(run_session(session(run / "model.onnx"), x) - want).max() <= 1e-4
+    assert read_metadata(run / "model.onnx")["labels"] == meta["labels"]
+
+
+def test_int8_is_qdq_runs_and_agrees_with_float():
+    _, run, _ = deploy_run()
+    ops = {n.op_type for n in onnx.load(str(run / "model.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert not ops & {"ConvInteger", "MatMulInteger"}
+    meta = read_metadata(run / "model.int8.onnx")
+    assert meta["quantization"] == "int8-qdq" and meta["labels"] == sorted(TINY_CLASSES)
+    agreement = top1_agreement(run / "model.int8.onnx", run / "model.onnx", fixture_images())
+    assert agreement >= MIN_INT8_AGREEMENT
+
+
+def test_export_command_opset14(tmp_path):
+    root, run, _ = deploy_run()
+    cfg = export_cfg(root, [f"run_dir={run}", f"out_dir={tmp_path}", "export.opset=14"])
+    report = export(cfg)
+    assert report["onnx"]["opset"] == 14
+    assert read_metadata(tmp_path / "model.onnx")["exporter"] == "torchscript"
+    assert (tmp_path / "model.int8.onnx").is_file()
+
+
+def test_export_command_bad_run_dir(tmp_path):
+    root, _, _ = deploy_run()
+    with pytest.raises(RunDirError, match="no such directory"):
+        export(export_cfg(root, [f"run_dir={tmp_path / 'missing'}"]))
