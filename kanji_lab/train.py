@@ -45,8 +45,13 @@ def build_datamodule(cfg: DictConfig, labels: list[str] | None = None) -> Charac
 
 def build_model(cfg: DictConfig, labels: list[str]) -> CharacterClassifier:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    perf = OmegaConf.to_container(cfg.perf, resolve=True) if cfg.get("perf") else {}
     return CharacterClassifier(
-        arch=model_cfg["arch"], labels=labels, net=model_cfg.get("net"), **model_cfg["optim"]
+        arch=model_cfg["arch"],
+        labels=labels,
+        net=model_cfg.get("net"),
+        **model_cfg["optim"],
+        **{k: perf[k] for k in ("channels_last", "compile", "fused_optimizer") if k in perf},
     )
 
 

@@ -33,11 +33,21 @@ class CharacterClassifier(pl.LightningModule):
         warmup_epochs: float = 0.5,
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.1,
+        channels_last: bool = False,
+        compile: bool = False,
+        fused_optimizer: bool | None = None,
     ) -> None:
+        """``channels_last`` stores activations NHWC; ``compile`` runs the network through
+        ``torch.compile`` (the weights stay in ``self.net``); ``fused_optimizer`` uses the fused
+        AdamW kernel (None: on CUDA only)."""
         super().__init__()
         self.save_hyperparameters()
         self.labels = list(labels)
         self.net = build_network(arch, self.labels, **(net or {}))
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+        # not registered as a submodule: the state dict keeps plain ``net.`` keys
+        object.__setattr__(self, "_compiled", torch.compile(self.net) if compile else None)
         n = len(self.labels)
         top5 = min(5, n)
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -49,7 +59,8 @@ class CharacterClassifier(pl.LightningModule):
         self.test_acc_top5 = MulticlassAccuracy(n, top_k=top5, average="micro")
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        x = x.contiguous(memory_format=self.memory_format)
+        return (self.net if self._compiled is None else self._compiled)(x)
 
     def forward_with_losses(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Logits plus any extra weighted loss terms the network defines for training.
@@ -58,8 +69,8 @@ class CharacterClassifier(pl.LightningModule):
         auxiliary head); plain networks only define ``forward(x) -> logits``.
         """
         if hasattr(self.net, "loss_terms"):
-            return self.net.loss_terms(x, y)
-        return self.net(x), {}
+            return self.net.loss_terms(x.contiguous(memory_format=self.memory_format), y)
+        return self(x), {}
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
@@ -107,10 +118,14 @@ class CharacterClassifier(pl.LightningModule):
         for name, p in self.named_parameters():
             (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
         hp = self.hparams
+        fused = hp.fused_optimizer
+        if fused is None:
+            fused = self.device.type == "cuda"
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay}],
             lr=hp.lr,
             weight_decay=0.0,
+            fused=fused or None,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = total / max(1, self.trainer.max_epochs or 1)
