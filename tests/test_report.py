@@ -78,3 +78,42 @@ def test_command_line(sweep):
     )
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and (sweep / "report.md").is_file()
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="extra 'slurm'")
+    from hydra import compose, initialize_config_dir
+
+    from kanji_lab.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.partition == "gpu" and cfg.hydra.launcher.tasks_per_node == 1
+
+
+@pytest.mark.slow
+def test_optuna_sweep_optimises_the_returned_metric_and_reports(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="extra 'sweep'")
+    from tests.test_config import _cli
+
+    done = _cli(
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "debug=limit",
+        'data.classes="亜唖"',
+        "model.net.features=16",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "callbacks.progress_bar=null",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep = next((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.name == "optuna" and 0.0 <= best.best_value <= 1.0
+    assert len(list(csv.DictReader(write_report(sweep)["csv"].open()))) == 2
