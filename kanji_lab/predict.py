@@ -1,0 +1,220 @@
+"""``python -m kanji_lab.predict run_dir=<run> images=[a.png,b.jpg]``: top-k characters of
+real images (colour or grey, any size, either ink polarity, off-centre), through ONNX Runtime
+(``backend=onnx``, default; ``int8``) or PyTorch (``torch``; ``nf4`` with bitsandbytes).
+
+Each image is normalised like the training data (:func:`kanji_lab.data.images.normalize_image`).
+A file that cannot be read or holds no ink gets its own error line and the others still run; the
+exit status is 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig
+from PIL import Image, UnidentifiedImageError
+
+from kanji_lab.config import config_dir
+from kanji_lab.data.datamodule import model_input
+from kanji_lab.data.images import grayscale, normalize_image
+from kanji_lab.deploy import bnb
+from kanji_lab.deploy.onnx_export import read_metadata as onnx_metadata
+from kanji_lab.deploy.onnx_export import run_session, session
+from kanji_lab.deploy.pipeline import INT8_FILE, ONNX_FILE, bnb_file
+from kanji_lab.errors import reports_user_errors
+from kanji_lab.evaluate import WEIGHTS
+from kanji_lab.models.weights import load_weights
+from kanji_lab.run_dir import RunDirError
+
+log = logging.getLogger(__name__)
+BACKENDS = ("onnx", "int8", "torch", "nf4")
+FORMATS = ("text", "jsonl")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+MIN_CONTRAST = 16  # grey levels between the darkest and lightest pixel for an image to hold ink
+Logits = Callable[[np.ndarray], np.ndarray]
+
+
+class PredictError(ValueError):
+    """A bad option of the predict command (unknown backend, format, top-k)."""
+
+
+class ImageError(ValueError):
+    """One input image cannot be used; the message says why."""
+
+
+def check_options(cfg: DictConfig) -> None:
+    if cfg.backend not in BACKENDS:
+        raise PredictError(f"backend={cfg.backend}: unknown backend; choose from {BACKENDS}")
+    if cfg.format not in FORMATS:
+        raise PredictError(f"format={cfg.format}: unknown format; choose from {FORMATS}")
+    if int(cfg.topk) < 1:
+        raise PredictError(f"topk={cfg.topk}: must be at least 1")
+
+
+def load_backend(
+    run_dir: Path, backend: str, threads: int | None = None
+) -> tuple[Logits, list[str]]:
+    """A function from model inputs ``(B, 1, 64, 64)`` to logits, and the labels."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run_dir={run_dir}: no such directory")
+    if backend in ("onnx", "int8"):
+        return _onnx_backend(run_dir / (ONNX_FILE if backend == "onnx" else INT8_FILE), threads)
+    if backend == "torch":
+        net, meta = load_weights(_required(run_dir / WEIGHTS))
+    elif backend == "nf4":
+        net, meta = _nf4(run_dir)
+    else:
+        raise PredictError(f"backend={backend}: unknown backend; choose from {BACKENDS}")
+    return _torch_logits(net), meta["labels"]
+
+
+def _required(path: Path) -> Path:
+    if not path.is_file():
+        hint = "python -m kanji_lab.export run_dir=" + str(path.parent)
+        raise RunDirError(f"{path} not found; a finished training run writes it (or run: {hint})")
+    return path
+
+
+def _onnx_backend(path: Path, threads: int | None) -> tuple[Logits, list[str]]:
+    sess = session(_required(path), threads)
+    return (lambda x: run_session(sess, x)), onnx_metadata(path)["labels"]
+
+
+def _nf4(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    stored = run_dir / bnb_file("nf4")
+    if stored.is_file():
+        return bnb.load_quantized(stored)
+    log.info("%s not found: quantizing %s to NF4 in memory", stored.name, WEIGHTS)
+    net, meta = load_weights(_required(run_dir / WEIGHTS))
+    quantized, _ = bnb.quantize_linears(net, "nf4")
+    return quantized, meta
+
+
+def _torch_logits(net: torch.nn.Module) -> Logits:
+    @torch.no_grad()
+    def logits(x: np.ndarray) -> np.ndarray:
+        return net(torch.from_numpy(x)).float().numpy()
+
+    return logits
+
+
+def collect_images(specs: list[str] | str) -> list[Path]:
+    """The image paths named by files and folders (a folder: its image files, sorted)."""
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    paths: list[Path] = []
+    for spec in map(Path, specs):
+        if spec.is_dir():
+            found = sorted(p for p in spec.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += found or [spec]  # an empty folder is reported as a failed item
+        else:
+            paths.append(spec)
+    return paths
+
+
+def load_image(path: Path, invert: str = "auto") -> np.ndarray:
+    """A file -> ``(64, 64)`` uint8 ink-bright, like the training data; :class:`ImageError` when
+    it is missing, unreadable, empty or blank."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError("folder holds no image files")
+    if not path.is_file():
+        raise ImageError("no such file")
+    if path.stat().st_size == 0:
+        raise ImageError("empty file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            gray = grayscale(img)
+            if int(gray.max()) - int(gray.min()) < MIN_CONTRAST:
+                raise ImageError("no ink found (the image is blank)")
+            return normalize_image(img, invert=invert)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def top_k(logits: np.ndarray, labels: list[str], k: int) -> list[list[dict[str, Any]]]:
+    """Per row: the ``k`` most probable characters with their softmax probabilities."""
+    z = logits.astype(np.float64)
+    probs = np.exp(z - z.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    order = np.argsort(-probs, axis=1)[:, : min(k, len(labels))]
+    return [
+        [{"char": labels[i], "prob": float(p[i])} for i in row]
+        for row, p in zip(order, probs, strict=True)
+    ]
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """One result per image: ``{path, backend, topk}`` or ``{path, backend, error}``."""
+    check_options(cfg)
+    logits, labels = load_backend(Path(cfg.run_dir), cfg.backend, cfg.get("threads"))
+    images = cfg.images
+    specs = list(images) if isinstance(images, ListConfig | list) else str(images)
+    results: list[dict[str, Any]] = []
+    for chunk in _chunks(collect_images(specs), int(cfg.get("batch_size", 64))):
+        results += _predict_chunk(chunk, logits, labels, cfg)
+    return results
+
+
+def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(paths), size):
+        yield paths[start : start + size]
+
+
+def _predict_chunk(
+    paths: list[Path], logits: Logits, labels: list[str], cfg: DictConfig
+) -> list[dict[str, Any]]:
+    results = [{"path": str(p), "backend": cfg.backend} for p in paths]
+    loaded = []
+    for result, path in zip(results, paths, strict=True):
+        try:
+            loaded.append((result, load_image(path, str(cfg.invert))))
+        except ImageError as exc:
+            result["error"] = str(exc)
+    if loaded:
+        batch = model_input(torch.from_numpy(np.stack([img for _, img in loaded]))).numpy()
+        for (result, _), best in zip(
+            loaded, top_k(logits(batch), labels, int(cfg.topk)), strict=True
+        ):
+            result["topk"] = best
+    return results
+
+
+def render(result: dict[str, Any], fmt: str) -> str:
+    """One output line for one result."""
+    if fmt == "jsonl":
+        return json.dumps(result, ensure_ascii=False)
+    if "error" in result:
+        return f"{result['path']}: error: {result['error']}"
+    guesses = "  ".join(f"{t['char']} {100 * t['prob']:.1f}%" for t in result["topk"])
+    return f"{result['path']}: {guesses}"
+
+
+@hydra.main(config_path=config_dir(), config_name="predict", version_base="1.3")
+@reports_user_errors
+def main(cfg: DictConfig) -> None:
+    try:
+        results = predict(cfg)
+    except PredictError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
+    for result in results:
+        stream = sys.stderr if "error" in result and cfg.format == "text" else sys.stdout
+        print(render(result, cfg.format), file=stream, flush=True)
+    failed = sum("error" in r for r in results)
+    if failed:
+        log.error("%d of %d images failed", failed, len(results))
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
