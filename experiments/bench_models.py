@@ -1,0 +1,238 @@
+"""The model zoo on the same synthetic data and budget, and HierCode's zero-shot study.
+
+Part 1 trains cnn, rnn (auxiliary component loss on and off), hiercode and vit with
+``python -m kanji_lab`` on the same classes, writers and epochs, and reports test top-1 / top-5,
+parameters, MACs per image, training time per epoch, CPU latency at batch 1 and the INT8 ONNX size
+(through kanji_lab.deploy when it is installed). Part 2 trains hiercode on ``--seen`` of the
+``zeroshot_seen`` kanji and scores ``--unseen`` of the ``zeroshot_unseen`` kanji, which it never
+saw, with ``python -m kanji_lab.evaluate ... zero_shot.classes=...``, next to chance level.
+
+    python experiments/bench_models.py                                  # reduced default budget
+    python experiments/bench_models.py --classes 3036 --epochs 6 --seen 2000 --unseen 965  # full
+
+Writes experiments/results/bench_models*.json / .md and the README's results blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import ROOT, record  # noqa: E402
+
+from kanji_lab.data.charsets import etl9g_classes, zero_shot_split  # noqa: E402
+from kanji_lab.models.weights import load_weights  # noqa: E402
+
+FAMILIES = ("pen", "pencil", "brush", "cursive", "font")
+MODELS = {
+    "cnn": ["model=cnn"],
+    "rnn": ["model=rnn", "model.net.aux_weight=0.5"],
+    "rnn (aux off)": ["model=rnn", "model.net.aux_weight=0"],
+    "hiercode": ["model=hiercode"],
+    "vit": ["model=vit"],
+}
+
+
+def evenly(chars: list[str], n: int) -> list[str]:
+    """``n`` characters spread evenly over ``chars``."""
+    n = min(n, len(chars))
+    return [chars[i * len(chars) // n] for i in range(n)]
+
+
+def run(module: str, args: list[str], env: dict[str, str]) -> float:
+    """Run ``python -m module args``; returns wall seconds, exits with its output on failure."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode:
+        sys.exit(
+            f"{module} {' '.join(args)[:300]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+        )
+    return time.perf_counter() - start
+
+
+def newest(root: Path, task: str) -> Path:
+    return max((root / task / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+def latency_ms(weights: Path, repeats: int = 50) -> float:
+    """Median time of one batch-1 forward pass of the saved network on one CPU thread (a shared
+    machine makes multi-threaded timings of such small models meaningless)."""
+    net, _ = load_weights(weights)
+    x = torch.zeros(1, 1, 64, 64)
+    times = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.inference_mode():
+        for _ in range(5):
+            net(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            net(x)
+            times.append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return 1000 * float(np.median(times))
+
+
+def int8_bytes(weights: Path, out: Path) -> int | None:
+    """Size of the INT8 ONNX file of the saved network (kanji_lab.deploy), None without it."""
+    try:
+        from kanji_lab.deploy.int8 import quantize_int8
+        from kanji_lab.deploy.onnx_export import export_onnx
+    except ImportError:
+        return None
+    net, meta = load_weights(weights)
+    fp32 = export_onnx(net, out / "model.onnx", meta["labels"])
+    rng = np.random.default_rng(0)
+    calib = [rng.uniform(-1, 1, (16, 1, 64, 64)).astype(np.float32) for _ in range(2)]
+    return quantize_int8(fp32, out / "model.int8.onnx", calib).stat().st_size
+
+
+def train_model(name: str, extra: list[str], common: list[str], env: dict, out: Path) -> dict:
+    wall = run("kanji_lab", [*MODELS[name], *common, *extra], env)
+    run_dir = newest(out, "train")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    weights = run_dir / "model.safetensors"
+    row = {
+        "model": name,
+        "top1": m.get("test/acc"),
+        "top5": m.get("test/acc_top5"),
+        "parameters": m["parameters"],
+        "macs": m.get("macs_per_image"),
+        "weights_bytes": m.get("weights_bytes"),
+        "epochs": m["epochs"],
+        "train_s_per_epoch": m["timings"]["train_s"] / max(1, m["epochs"]),
+        "latency_ms": latency_ms(weights),
+        "int8_onnx_bytes": int8_bytes(weights, run_dir),
+        "wall_s": wall,
+        "run_dir": str(run_dir),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def common_overrides(classes: list[str], args: argparse.Namespace) -> list[str]:
+    out = [
+        f"data.classes='{''.join(classes)}'",
+        f"trainer.max_epochs={args.epochs}",
+        f"seed={args.seed}",
+        "callbacks.progress_bar=null",
+        "++callbacks.onnx_export=null",
+        "callbacks.early_stopping=null",
+    ]
+    if args.writers:
+        out += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
+    return out
+
+
+def bench(args: argparse.Namespace, env: dict, out: Path) -> list[dict]:
+    common = common_overrides(evenly(etl9g_classes(), args.classes), args)
+    return [train_model(name, [], common, env, out) for name in args.models]
+
+
+def zero_shot(args: argparse.Namespace, env: dict, out: Path) -> dict[str, Any]:
+    seen_all, unseen_all = zero_shot_split()
+    seen, unseen = evenly(seen_all, args.seen), evenly(unseen_all, args.unseen)
+    common = common_overrides(seen, args)
+    row = train_model("hiercode", [], common, env, out)
+    data = [f"data.classes='{''.join(unseen)}'"]
+    if args.writers:
+        data += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
+    evaluate = [f"run_dir={row['run_dir']}", "data=synthetic", *data]
+    run("kanji_lab.evaluate", [*evaluate, f"zero_shot.classes='{''.join(unseen)}'"], env)
+    metrics = json.loads((newest(out, "evaluate") / "metrics.json").read_text())
+    zs = metrics["zero_shot"]
+    zs["slots_unknown_characters"] = len(zs.pop("unknown_slots"))
+    return {"seen_classes": len(seen), "seen_test_top1": row["top1"], **zs}
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def bench_table(rows: list[dict], setup: str) -> str:
+    lines = [
+        setup,
+        "",
+        "| model | top-1 | top-5 | parameters | MACs / image | train s / epoch | latency ms "
+        "(batch 1, 1 thread) | INT8 ONNX |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        size = f"{r['int8_onnx_bytes'] / 1e6:.2f} MB" if r["int8_onnx_bytes"] else "n/a"
+        lines.append(
+            f"| {r['model']} | {pct(r['top1'])} | {pct(r['top5'])} | {r['parameters']:,} | "
+            f"{r['macs'] / 1e6:.1f} M | {r['train_s_per_epoch']:.0f} | {r['latency_ms']:.2f} | "
+            f"{size} |"
+        )
+    return "\n".join(lines)
+
+
+def zero_shot_table(zs: dict, setup: str) -> str:
+    return "\n".join(
+        [
+            setup,
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| seen classes (trained) / their test top-1 | {zs['seen_classes']} / "
+            f"{pct(zs['seen_test_top1'])} |",
+            f"| unseen classes / samples | {zs['classes']} / {zs['samples']} |",
+            f"| unseen top-1 / top-5 among unseen only | {pct(zs['unseen_only_top1'])} / "
+            f"{pct(zs['unseen_only_top5'])} (chance {pct(zs['unseen_only_chance_top1'])}) |",
+            f"| unseen top-1 / top-5 among seen + unseen | {pct(zs['top1'])} / "
+            f"{pct(zs['top5'])} (chance {pct(zs['chance_top1'])}) |",
+            f"| unseen characters with a slot never trained | {zs['slots_unknown_characters']} |",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=300, help="classes for part 1")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--writers", type=int, help="writers per style family (default: config)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--seen", type=int, default=1000, help="zero-shot: kanji trained on")
+    parser.add_argument("--unseen", type=int, default=300, help="zero-shot: kanji never seen")
+    parser.add_argument("--skip", choices=["bench", "zero-shot"], help="run only the other part")
+    parser.add_argument("--cache", help="cache folder to reuse (default: a fresh temporary one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "outputs"
+        env = {**os.environ, "KANJI_LAB_CACHE": args.cache or str(Path(tmp) / "cache")}
+        env["KANJI_LAB_OUTPUT"] = str(out)
+        writers = f"{args.writers} writers per style family" if args.writers else "default writers"
+        setup = (
+            f"Synthetic data, {writers}, {args.epochs} epochs each, seed {args.seed}, "
+            f"{os.cpu_count()} CPU cores; command: `python experiments/bench_models.py "
+            f"{' '.join(sys.argv[1:])}`."
+        )
+        if args.skip != "bench":
+            rows = bench(args, env, out)
+            text = f"{args.classes} classes (spread over ETL9G's 3,036). {setup}"
+            record("bench_models", {"args": vars(args), "rows": rows}, bench_table(rows, text))
+        if args.skip != "zero-shot":
+            zs = zero_shot(args, env, out)
+            text = (
+                f"HierCode trained on {args.seen} of the 2,000 `zeroshot_seen` kanji, scored on "
+                f"{args.unseen} of the 965 `zeroshot_unseen` kanji. {setup}"
+            )
+            record("bench_models_zeroshot", {"args": vars(args), **zs}, zero_shot_table(zs, text))
+
+
+if __name__ == "__main__":
+    main()
