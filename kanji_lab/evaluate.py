@@ -61,7 +61,9 @@ def predict_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-5 predictions ``(N, k)`` and targets ``(N,)`` (-1 = character not in the labels)."""
     preds, targets = [], []
-    for images, target in tqdm(datamodule.loader(split), desc=f"evaluate {split}", unit="batch"):
+    for images, target in tqdm(
+        datamodule.loader(split, resident=False), desc=f"evaluate {split}", unit="batch"
+    ):
         logits = net(model_input(images))
         preds.append(logits.topk(min(5, logits.shape[1]), dim=1).indices.numpy())
         targets.append(target.numpy())

@@ -40,6 +40,7 @@ def build_datamodule(cfg: DictConfig, labels: list[str] | None = None) -> Charac
         augment=OmegaConf.to_container(cfg.augment, resolve=True) if cfg.get("augment") else None,
         labels=labels,
         seed=cfg.seed,
+        in_memory=cfg.perf.get("in_memory", "auto") if cfg.get("perf") else "auto",
     )
 
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from kanji_lab.data.augment import BatchAugment
@@ -48,3 +49,21 @@ def test_sampler_order_depends_on_seed_and_epoch_only():
 def test_encode_targets_marks_unknown_characters():
     targets = encode_targets([ord("亜"), ord("愛"), ord("唖")], ["唖", "亜"])
     assert targets.tolist() == [1, -1, 0]
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_affine_draws_follow_the_configured_distribution_on_every_device(device):
+    """The transform distribution does not depend on the device that draws it."""
+    torch.manual_seed(0)
+    aug = BatchAugment(rotate=10.0, scale=(0.8, 1.2), aspect=0.0, shear=0.0, translate=0.1)
+    theta = aug.affine(20000, torch.device(device)).cpu().double()
+    a = theta[:, :, :2]
+    scale = 1 / torch.linalg.det(a).sqrt()  # rotation has det 1; the inverse scale is 1 / s^2
+    angle = torch.rad2deg(torch.atan2(a[:, 1, 0], a[:, 0, 0]))
+    shift = theta[:, :, 2] / 2
+    assert abs(scale.mean() - 1.0) < 0.01 and scale.min() > 0.79 and scale.max() < 1.21
+    assert abs(angle.mean()) < 0.3 and abs(angle.std() - 10 / 3**0.5) < 0.1
+    assert abs(shift.abs().max() - 0.1) < 1e-3 and abs(shift.std() - 0.1 / 3**0.5) < 2e-3

@@ -62,6 +62,28 @@ class IndexedBatches(Dataset):
         return torch.from_numpy(self.images[rows]), torch.from_numpy(self.targets[rows])
 
 
+class ResidentBatches:
+    """Index batches for samples that live on the training device: each epoch's order (the same
+    as :class:`EpochBatchSampler` gives the DataLoader path) is copied to the device once, and each
+    step yields a slice of it, so no image crosses from the host during training."""
+
+    batch_sampler = None  # Lightning reads ``sampler`` (for set_epoch) and this, as on a DataLoader
+
+    def __init__(self, indices: np.ndarray, sampler: EpochBatchSampler, device: torch.device):
+        self.indices, self.sampler, self.device = indices, sampler, device
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        batches = [np.sort(self.indices[positions]) for positions in self.sampler]
+        rows = torch.from_numpy(np.concatenate(batches)).to(self.device)
+        start = 0
+        for batch in batches:
+            yield rows[start : start + len(batch)]
+            start += len(batch)
+
+
 class CharacterDataModule(pl.LightningDataModule):
     """Serves any configured source: builds its cache, splits by writer, batches, augments.
 
@@ -78,7 +100,11 @@ class CharacterDataModule(pl.LightningDataModule):
         augment: dict[str, Any] | None = None,
         labels: list[str] | None = None,
         seed: int = 0,
+        in_memory: bool | str = "auto",
     ) -> None:
+        """``in_memory``: keep every image on the training device and index batches there
+        (True), stream batches from the memory-mapped cache (False), or decide by device
+        ("auto": on a GPU when the images take at most half of its free memory)."""
         super().__init__()
         self.cfg = data if isinstance(data, DictConfig) else OmegaConf.create(data)
         self.batch_size = batch_size
@@ -87,6 +113,8 @@ class CharacterDataModule(pl.LightningDataModule):
         self.augment = BatchAugment(**augment) if augment else None
         self.labels = list(labels) if labels is not None else None
         self.seed = seed
+        self.in_memory = in_memory
+        self.resident: tuple[torch.Tensor, torch.Tensor] | None = None
         self.data: CharacterSet | None = None
         self.targets: np.ndarray | None = None
         self.splits: dict[str, np.ndarray] = {}
@@ -115,13 +143,32 @@ class CharacterDataModule(pl.LightningDataModule):
         self.splits["all"] = np.arange(len(self.data))
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data %s: %d classes; samples: %s", self.cfg.name, len(self.labels), counts)
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if self._keep_resident(device):
+            self.resident = (
+                torch.from_numpy(np.array(self.data.images)).to(device),
+                torch.from_numpy(self.targets).to(device),
+            )
+            log.info("data %s: %d images held on %s", self.cfg.name, len(self.data), device)
+
+    def _keep_resident(self, device: torch.device) -> bool:
+        if self.in_memory != "auto":
+            return bool(self.in_memory)
+        if device.type != "cuda":
+            return False
+        free, _ = torch.cuda.mem_get_info(device)
+        return self.data.images.nbytes <= free // 2
 
     @property
     def num_classes(self) -> int:
         return len(self.labels or [])
 
-    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        """Batches of one split: ``train``, ``val``, ``test`` or ``all``."""
+    def loader(
+        self, split: str, shuffle: bool = False, resident: bool = True
+    ) -> DataLoader | ResidentBatches:
+        """Batches of one split: ``train``, ``val``, ``test`` or ``all``: ``(uint8 images,
+        targets)`` on the host, or row indices on the device when the images are held there
+        (``resident=False`` always gives host batches, e.g. for calibration or evaluation)."""
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r}; choose from {', '.join(self.splits)}")
         indices = self.splits[split]
@@ -132,6 +179,8 @@ class CharacterDataModule(pl.LightningDataModule):
             )
         batch = self.batch_size if shuffle else self.eval_batch_size
         sampler = EpochBatchSampler(len(indices), batch, shuffle, self.seed, drop_last=False)
+        if resident and self.resident is not None:
+            return ResidentBatches(indices, sampler, self.resident[0].device)
         return DataLoader(
             IndexedBatches(self.data.images, self.targets, indices),
             batch_size=None,
@@ -150,7 +199,10 @@ class CharacterDataModule(pl.LightningDataModule):
         return self.loader("test")
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        images, targets = batch
+        if isinstance(batch, torch.Tensor):  # row indices into the resident images
+            images, targets = self.resident[0][batch], self.resident[1][batch]
+        else:
+            images, targets = batch
         x = images.unsqueeze(1).float() / 255.0
         if self.augment is not None and self.trainer is not None and self.trainer.training:
             x = self.augment(x)

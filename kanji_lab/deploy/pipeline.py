@@ -124,7 +124,7 @@ def _bnb(net: nn.Module, model: Model, quant_type: str, out_dir: Path) -> tuple[
 
 def calibration_batches(datamodule: CharacterDataModule, count: int) -> Iterator[np.ndarray]:
     """The first ``count`` shuffled training batches (no augmentation) as model inputs."""
-    loader = datamodule.loader("train", shuffle=True)
+    loader = datamodule.loader("train", shuffle=True, resident=False)
     for images, _ in itertools.islice(loader, count):
         yield model_input(images).numpy()
 
