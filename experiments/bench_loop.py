@@ -19,88 +19,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import lightning.pytorch as pl
-import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from kanji_lab.data import cache, sources
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.models.module import CharacterClassifier
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
 from results_io import record, table  # noqa: E402
-
-AUGMENT = {"rotate": 8.0, "scale": [0.85, 1.1], "shear": 0.15, "translate": 0.06, "thickness": 0.5}
-
-
-@sources.register("bench")
-def _bench_source(cfg, progress: bool) -> Path:
-    """Random ink images for ``cfg.classes`` classes: content does not change the speed."""
-    folder = Path(cfg.cache_dir) / "bench"
-    fingerprint = {"n": cfg.samples, "classes": cfg.num_classes}
-    if cache.is_complete(folder, fingerprint):
-        return folder
-    rng = np.random.default_rng(0)
-    n = cfg.samples
-    data = cache.CharacterSet(
-        images=(rng.random((n, 64, 64)) > 0.85).astype(np.uint8) * 255,
-        codepoints=0x4E00 + rng.integers(0, cfg.num_classes, n),
-        writers=np.arange(n) // cfg.num_classes,
-        sources=np.zeros(n),
-        source_names=["bench"],
-    )
-    return cache.write_cache(folder, data, fingerprint)
-
-
-class StepTimer(pl.Callback):
-    """Wall time from the end of warm-up step ``skip`` to the last step."""
-
-    def __init__(self, skip: int) -> None:
-        self.skip, self.start, self.end, self.images = skip, 0.0, 0.0, 0
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.skip:
-            self.start = time.perf_counter()
-        elif trainer.global_step > self.skip:
-            self.images += len(batch[0])
-            self.end = time.perf_counter()
-
-
-def make_datamodule(cache_dir: str, classes: int, batch: int) -> CharacterDataModule:
-    data = OmegaConf.create(
-        {
-            "source": "bench",
-            "name": "bench",
-            "cache_dir": cache_dir,
-            "samples": classes * 12,
-            "num_classes": classes,
-            "split": {"by": "sample", "val": 0.05, "test": 0.05, "seed": 0},
-        }
-    )
-    dm = CharacterDataModule(data, batch_size=batch, augment=AUGMENT, seed=0)
-    dm.setup("fit")
-    return dm
 
 
 def lightning_loop(dm: CharacterDataModule, classes: list[str], steps: int, skip: int) -> float:
     torch.manual_seed(0)
     model = CharacterClassifier("cnn", classes)
     timer = StepTimer(skip)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=skip + steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        gradient_clip_val=1.0,
-        callbacks=[timer],
+    trainer = quiet_trainer(
+        accelerator="cpu", max_steps=skip + steps, gradient_clip_val=1.0, callbacks=[timer]
     )
     trainer.fit(model, datamodule=dm)
-    return timer.images / (timer.end - timer.start)
+    return timer.images_per_s
 
 
 def plain_loop(dm: CharacterDataModule, classes: list[str], steps: int, skip: int) -> float:
@@ -152,7 +89,7 @@ def main() -> None:
     steps, skip = (15, 3) if args.quick else (60, 5)
     classes = [chr(0x4E00 + i) for i in range(args.classes)]
     with tempfile.TemporaryDirectory() as tmp:
-        dm = make_datamodule(tmp, args.classes, args.batch)
+        dm = bench_datamodule(tmp, args.classes, args.classes * 12, args.batch, in_memory=False)
         plain = plain_loop(dm, classes, steps, skip)
         lightning = lightning_loop(dm, classes, steps, skip)
         pipeline = pipeline_only(dm, steps * 3)

@@ -1,0 +1,198 @@
+"""Throughput on ETL9G-sized data: every architecture, training and inference, CPU and GPU.
+
+Random images of ETL9G's size and shape (607,200 x 64 x 64 uint8; `--quick` uses fewer) stand in
+for the real data, whose content does not change the speed. For each device (CPU always, CUDA when
+present) and each registered architecture it measures training images/s through the real stack
+(CharacterDataModule + CharacterClassifier + Lightning Trainer; on a GPU: images held on the device,
+bf16 autocast, channels-last) and inference images/s. In the same run it trains the CNN from a
+plain per-sample DataLoader with PIL augmentation, the way public projects do, and reports the
+ratio, which is the figure that holds on a noisy machine.
+
+    python experiments/bench_throughput.py --quick   # within 3 minutes on a 2-core CPU
+    python experiments/bench_throughput.py           # full size
+
+Writes experiments/results/bench_throughput.json (.md) and prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from kanji_lab.models.module import CharacterClassifier
+from kanji_lab.models.registry import architectures
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
+from results_io import record, table  # noqa: E402
+
+ETL9G_SAMPLES = 607_200
+CLASSES = 3036
+
+
+class PerSampleAugmented(Dataset):
+    """The common baseline: one PIL image at a time, a random affine warp, then a tensor."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, seed: int = 0) -> None:
+        self.images, self.targets = images, targets
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = Image.fromarray(np.asarray(self.images[i]))
+        angle = np.deg2rad(self.rng.uniform(-8, 8))
+        scale = self.rng.uniform(0.85, 1.1)
+        cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+        tx, ty = self.rng.uniform(-4, 4, size=2)
+        coeffs = (cos, -sin, 32 - 32 * cos + 32 * sin + tx, sin, cos, 32 - 32 * sin - 32 * cos + ty)
+        img = img.transform((64, 64), Image.AFFINE, coeffs, resample=Image.BILINEAR)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).unsqueeze(0)
+        return x, int(self.targets[i])
+
+
+def trainer_kwargs(device: str, steps: int, timer: StepTimer) -> dict:
+    precision = "bf16-mixed" if device == "cuda" and torch.cuda.is_bf16_supported() else "32-true"
+    return {
+        "accelerator": "gpu" if device == "cuda" else "cpu",
+        "devices": 1,
+        "max_steps": steps,
+        "precision": precision,
+        "gradient_clip_val": 1.0,
+        "callbacks": [timer],
+    }
+
+
+def train_speed(arch: str, dm, labels: list[str], device: str, steps: int, skip: int) -> float:
+    torch.manual_seed(0)
+    model = CharacterClassifier(arch, labels, channels_last=True)
+    timer = StepTimer(skip)
+    quiet_trainer(**trainer_kwargs(device, skip + steps, timer)).fit(model, datamodule=dm)
+    return timer.images_per_s
+
+
+def baseline_speed(dm, labels: list[str], device: str, steps: int, skip: int) -> float:
+    """The CNN trained from :class:`PerSampleAugmented` batches through the same Trainer."""
+    torch.manual_seed(0)
+    rows = dm.splits["train"]
+    dataset = PerSampleAugmented(dm.data.images[rows[0] : rows[-1] + 1], dm.targets[rows])
+    workers = min(4, os.cpu_count() or 1)
+    loader = DataLoader(dataset, batch_size=dm.batch_size, shuffle=True, num_workers=workers)
+    model = CharacterClassifier("cnn", labels, channels_last=True)
+    timer = StepTimer(skip)
+    quiet_trainer(**trainer_kwargs(device, skip + steps, timer)).fit(model, loader)
+    return timer.images_per_s
+
+
+@torch.no_grad()
+def inference_speed(arch: str, labels: list[str], device: str, batches: int, batch: int) -> float:
+    model = CharacterClassifier(arch, labels, channels_last=True).eval().to(device)
+    x = torch.randn(batch, 1, 64, 64, device=device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+    with autocast:
+        model(x)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(batches):
+            model(x)
+        _sync(device)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(device: str, args: argparse.Namespace, cache_dir: str) -> dict:
+    labels = [chr(0x4E00 + i) for i in range(CLASSES)]
+    dm = bench_datamodule(cache_dir, CLASSES, args.samples, args.batch, in_memory=device == "cuda")
+    steps, skip = args.steps, 3
+    rows: dict = {"device": device, "name": _device_name(device), "models": {}}
+    for arch in args.models:
+        rows["models"][arch] = {
+            "train_images_per_s": round(train_speed(arch, dm, labels, device, steps, skip), 1),
+            "inference_images_per_s": round(
+                inference_speed(arch, labels, device, max(3, steps // 2), 1024), 1
+            ),
+        }
+        print(f"{device} {arch}: {rows['models'][arch]}", flush=True)
+    baseline = baseline_speed(dm, labels, device, steps, skip)
+    ours = rows["models"].get("cnn", {}).get("train_images_per_s")
+    rows["baseline_per_sample_cnn_train_images_per_s"] = round(baseline, 1)
+    rows["cnn_speedup_over_baseline"] = round(ours / baseline, 2) if ours else None
+    if ours:
+        epoch = len(dm.splits["train"]) * ETL9G_SAMPLES / args.samples
+        rows["cnn_etl9g_epoch_s"] = round(epoch / ours, 1)
+    return rows
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small data, few steps (CPU: <3 min)")
+    parser.add_argument("--samples", type=int, help="images (default: ETL9G's 607,200)")
+    parser.add_argument("--steps", type=int, help="timed training steps per model")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--models", nargs="*", default=architectures())
+    args = parser.parse_args()
+    args.samples = args.samples or (20_000 if args.quick else ETL9G_SAMPLES)
+    args.steps = args.steps or (6 if args.quick else 40)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(device, args, tmp) for device in devices]
+    summary = {
+        "command": "python experiments/bench_throughput.py" + (" --quick" if args.quick else ""),
+        "samples": args.samples,
+        "batch_size": args.batch,
+        "timed_steps": args.steps,
+        "devices": results,
+    }
+    record("bench_throughput", summary, _markdown(summary))
+    print(f"devices: {', '.join(r['name'] for r in results)}")
+    print(json.dumps(summary))
+
+
+def _markdown(summary: dict) -> str:
+    parts = [
+        f"`{summary['command']}` ({summary['samples']:,} images, batch {summary['batch_size']}):"
+    ]
+    for r in summary["devices"]:
+        rows = [
+            (
+                f"{arch} train / inference images/s",
+                f"{m['train_images_per_s']:,.0f} / {m['inference_images_per_s']:,.0f}",
+            )
+            for arch, m in r["models"].items()
+        ]
+        rows += [
+            (
+                "per-sample DataLoader baseline, CNN train images/s",
+                f"{r['baseline_per_sample_cnn_train_images_per_s']:,.0f}",
+            ),
+            ("CNN speed-up over the baseline", r["cnn_speedup_over_baseline"]),
+            ("CNN, one ETL9G training epoch", f"{r.get('cnn_etl9g_epoch_s')} s"),
+        ]
+        parts.append(f"\n{r['device']} ({r['name']}):\n\n" + table(rows))
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    main()
