@@ -95,7 +95,7 @@ def accuracies(run: Path, dm: CharacterDataModule) -> dict[str, float]:
     }
     hits = dict.fromkeys(predictors, 0)
     total = 0
-    for images, targets in dm.loader("test"):
+    for images, targets in dm.loader("test", resident=False):
         x = model_input(images).numpy()
         y = targets.numpy()
         keep = y >= 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -43,7 +44,12 @@ class OnnxExport(pl.Callback):
         net = build_network(hp.arch, list(hp.labels), **(hp.net or {}))
         source = best_weights(trainer, pl_module, net)
         model = Model(net.eval(), hp.arch, dict(hp.net or {}), list(hp.labels))
-        self.report = export_all(self.dirpath, model, self.settings, trainer.datamodule)
+        datamodule = getattr(trainer, "datamodule", None)
+        settings = self.settings
+        if datamodule is None and settings.int8:
+            log.warning("no datamodule to calibrate on: %s not written", "model.int8.onnx")
+            settings = dataclasses.replace(settings, int8=False)
+        self.report = export_all(self.dirpath, model, settings, datamodule)
         self.written = self.report.pop("paths")
         log.info("exported %s weights:\n%s", source, summary(self.report))
 
