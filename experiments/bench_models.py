@@ -128,6 +128,7 @@ def common_overrides(classes: list[str], args: argparse.Namespace) -> list[str]:
         f"data.classes='{''.join(classes)}'",
         f"trainer.max_epochs={args.epochs}",
         f"seed={args.seed}",
+        f"batch_size={args.batch_size}",
         "callbacks.progress_bar=null",
         "++callbacks.onnx_export=null",
         "callbacks.early_stopping=null",
@@ -205,20 +206,26 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--writers", type=int, help="writers per style family (default: config)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seen", type=int, default=1000, help="zero-shot: kanji trained on")
     parser.add_argument("--unseen", type=int, default=300, help="zero-shot: kanji never seen")
     parser.add_argument("--skip", choices=["bench", "zero-shot"], help="run only the other part")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads per run (OMP_NUM_THREADS)"
+    )
     parser.add_argument("--cache", help="cache folder to reuse (default: a fresh temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "outputs"
         env = {**os.environ, "KANJI_LAB_CACHE": args.cache or str(Path(tmp) / "cache")}
         env["KANJI_LAB_OUTPUT"] = str(out)
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
         writers = f"{args.writers} writers per style family" if args.writers else "default writers"
         setup = (
-            f"Synthetic data, {writers}, {args.epochs} epochs each, seed {args.seed}, "
-            f"{os.cpu_count()} CPU cores; command: `python experiments/bench_models.py "
+            f"Synthetic data, {writers}, {args.epochs} epochs each, batch {args.batch_size}, "
+            f"seed {args.seed}, {args.threads} CPU thread(s) per run on a {os.cpu_count()}-core "
+            "machine; command: `python experiments/bench_models.py "
             f"{' '.join(sys.argv[1:])}`."
         )
         if args.skip != "bench":

@@ -77,9 +77,11 @@ class RecurrentClassifier(nn.Module):
         channels = width * 2 ** len(blocks)
         side = 64 // 2 ** (len(blocks) + 1)
         step = channels * side if read == "columns" else channels
-        self.project = nn.Sequential(nn.Linear(step, hidden), nn.LayerNorm(hidden), nn.GELU())
+        self.project = nn.Sequential(
+            nn.Linear(step, 2 * hidden), nn.LayerNorm(2 * hidden), nn.GELU()
+        )
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.rnn = rnn(hidden, hidden, layers, batch_first=True, bidirectional=True)
+        self.rnn = rnn(2 * hidden, hidden, layers, batch_first=True, bidirectional=True)
         self.pool = AttentionPool(2 * hidden)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden, len(labels))
@@ -92,7 +94,7 @@ class RecurrentClassifier(nn.Module):
             self.register_buffer("component_index", index, persistent=False)
 
     def sequence(self, x: Tensor) -> Tensor:
-        """The feature map as a ``(B, steps, hidden)`` sequence."""
+        """The feature map as a ``(B, steps, 2 * hidden)`` sequence."""
         fmap = self.encoder(x)  # (B, C, H, W)
         if self.read == "columns":
             seq = fmap.permute(0, 3, 1, 2).flatten(2)  # (B, W, C*H)
@@ -101,8 +103,9 @@ class RecurrentClassifier(nn.Module):
         return self.project(seq)
 
     def pooled(self, x: Tensor) -> Tensor:
-        out, _ = self.rnn(self.sequence(x))
-        return self.dropout(self.pool(out))
+        seq = self.sequence(x)
+        out, _ = self.rnn(seq)
+        return self.dropout(self.pool(seq + out))  # residual: the recurrence adds context
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.pooled(x))
