@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,9 @@ def flat_numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
 def finish_wandb(loggers: Iterable[Logger], metrics: Mapping[str, Any] | None = None) -> None:
     """Attach ``metrics`` to each live W&B run's summary and finish it (rank 0, in the process
     that started the run; with ``ddp_spawn`` the spawned rank 0 finished it already)."""
-    import wandb
-
+    wandb = sys.modules.get("wandb")
+    if wandb is None:  # never imported: no W&B logger ran in this process
+        return
     for logger in loggers:
         run = getattr(logger, "_experiment", None) if isinstance(logger, WandbLogger) else None
         if run is not None and metrics:
