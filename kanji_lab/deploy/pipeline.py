@@ -27,8 +27,11 @@ from kanji_lab.run_dir import write_json
 
 log = logging.getLogger(__name__)
 ONNX_FILE, INT8_FILE, REPORT_FILE = "model.onnx", "model.int8.onnx", "export.json"
-# torch.onnx logs a warning per torchvision operator it cannot register
+# torch.onnx logs a warning per torchvision operator it cannot register, the ONNX optimiser and
+# the quantizer an INFO line per rewrite
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+for _name in ("onnx_ir", "onnxscript", "onnxruntime.quantization"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def bnb_file(quant_type: str) -> str:
