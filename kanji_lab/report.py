@@ -101,8 +101,15 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
+def _in_job_dir(job: Job, key: str) -> bool:
+    """Whether the value is a path inside the job's own directory (checkpoint dirs and the like)."""
+    own = job.config.get("paths.output_dir")
+    return bool(own) and str(own) in str(job.config.get(key))
+
+
 def varying_keys(jobs: list[Job]) -> list[str]:
-    """Config keys whose value differs between jobs (the swept ones, in config order)."""
+    """Config keys whose value differs between jobs (the swept ones, in config order); values
+    that differ only because they point into each job's own directory are left out."""
     keys: dict[str, None] = {}
     for job in jobs:
         keys.update(dict.fromkeys(job.config))
@@ -111,6 +118,7 @@ def varying_keys(jobs: list[Job]) -> list[str]:
         for key in keys
         if not key.startswith(IGNORED_PREFIXES)
         and len({json.dumps(job.config.get(key), sort_keys=True) for job in jobs}) > 1
+        and not all(_in_job_dir(job, key) for job in jobs)
     ]
 
 

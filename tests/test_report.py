@@ -17,6 +17,7 @@ def _job(sweep, name, width, seed, acc=None, params=1000, train_s=10.0):
     config = {
         "seed": seed,
         "paths": {"output_dir": str(job)},
+        "trainer": {"default_root_dir": str(job), "max_epochs": 3},
         "model": {"arch": "cnn", "net": {"width": width, "blocks": [1, 2, 2]}},
     }
     OmegaConf.save(OmegaConf.create(config), job / "config.yaml")
@@ -56,7 +57,8 @@ def test_report_writes_table_and_plots(sweep):
     assert rows[3]["status"] == "unfinished" and rows[3]["test top-1"] == ""
     md = out["markdown"].read_text()
     assert "| 2 | 1 | 32 | 70.00% |" in md
-    assert "paths.output_dir" not in md  # differs per job but says nothing about the experiment
+    # differ per job but say nothing about the experiment
+    assert "paths.output_dir" not in md and "default_root_dir" not in md
     for name in ("acc_vs_params", "acc_vs_time"):
         assert out[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
