@@ -138,10 +138,14 @@ def _show(value: Any, style: str) -> str:
     return str(value)
 
 
-def build_table(jobs: list[Job]) -> tuple[list[str], list[list[Any]], list[list[str]]]:
-    """Header, raw rows (for CSV) and shown rows (for markdown)."""
+def build_table(
+    jobs: list[Job],
+) -> tuple[list[str], list[str], list[list[Any]], list[list[str]]]:
+    """Markdown header, CSV header (metric keys as in metrics.json), raw rows (for CSV) and
+    shown rows (for markdown)."""
     keys = varying_keys(jobs)
     header = ["job", *keys, *(name for name, _, _ in METRIC_COLUMNS), "status"]
+    csv_header = ["job", *keys, *("/".join(path) for _, path, _ in METRIC_COLUMNS), "status"]
     raw, shown = [], []
     for job in jobs:
         values = [job.metric(path) if job.metrics else None for _, path, _ in METRIC_COLUMNS]
@@ -156,7 +160,7 @@ def build_table(jobs: list[Job]) -> tuple[list[str], list[list[Any]], list[list[
                 status,
             ]
         )
-    return header, raw, shown
+    return header, csv_header, raw, shown
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -210,7 +214,7 @@ def write_report(sweep_dir: Path) -> dict[str, Path]:
     """Write the table (markdown, CSV) and the plots into ``sweep_dir``; returns their paths."""
     sweep_dir = Path(sweep_dir)
     jobs = load_jobs(sweep_dir)
-    header, raw, shown = build_table(jobs)
+    header, csv_header, raw, shown = build_table(jobs)
     out = {
         "markdown": sweep_dir / "report.md",
         "csv": sweep_dir / "report.csv",
@@ -224,7 +228,7 @@ def write_report(sweep_dir: Path) -> dict[str, Path]:
     )
     with out["csv"].open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
+        writer.writerow(csv_header)
         writer.writerows([["" if v is None else v for v in row] for row in raw])
     plot(jobs, ("parameters",), "parameters", out["acc_vs_params"], log_x=True)
     plot(jobs, ("timings", "train_s"), "training time (s)", out["acc_vs_time"], log_x=False)

@@ -53,8 +53,9 @@ def test_report_writes_table_and_plots(sweep):
     rows = list(csv.DictReader(out["csv"].open()))
     assert [r["job"] for r in rows] == ["0", "1", "2", "10"]  # job order, not text order
     assert rows[2]["model.net.width"] == "32" and rows[2]["seed"] == "1"
-    assert float(rows[2]["test top-1"]) == pytest.approx(0.70)
-    assert rows[3]["status"] == "unfinished" and rows[3]["test top-1"] == ""
+    assert float(rows[2]["test/acc"]) == pytest.approx(0.70)
+    assert float(rows[2]["emissions/kg_co2e"]) == pytest.approx(1e-4)
+    assert rows[3]["status"] == "unfinished" and rows[3]["test/acc"] == ""
     md = out["markdown"].read_text()
     assert "| 2 | 1 | 32 | 70.00% |" in md
     # differ per job but say nothing about the experiment
