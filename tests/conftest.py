@@ -53,18 +53,19 @@ def tmp_cache(tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
-def compose_train(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
-    """The train config as the command line would compose it, with the run directory fixed
-    (Hydra's own ``hydra:`` resolvers are unavailable in the compose API)."""
+def compose_app(name: str, overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:
+    """Config ``name`` (train, evaluate, export, ...) as the command line would compose it, with
+    the output directory fixed (Hydra's ``hydra:`` resolvers are unavailable in the compose API)."""
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[f"paths.cache_dir={cache_dir}", *overrides],
-            return_hydra_config=False,
-        )
+        cfg = compose(name, overrides=[f"paths.cache_dir={cache_dir}", *overrides])
     with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def compose_train(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
+    """The train config with its run directory fixed."""
+    return compose_app("train", overrides, run_dir, cache_dir)
 
 
 def tiny_overrides(writers: int = 10) -> list[str]:

@@ -1,23 +1,16 @@
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-from kanji_lab.config import config_dir
 from kanji_lab.data.sources import DataSourceError
 from kanji_lab.evaluate import evaluate
 from kanji_lab.run_dir import RunDirError
 from kanji_lab.train import train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import compose_app, compose_train, tiny_overrides
 
 
-def _eval_cfg(tmp_path, overrides):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "eval")
-    return cfg
+def _eval_cfg(root, overrides):
+    return compose_app("evaluate", overrides, root / "eval", root / "cache")
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
-from kanji_lab.config import config_dir
 from kanji_lab.deploy.int8 import top1_agreement
 from kanji_lab.deploy.onnx_export import read_metadata, run_session, session
 from kanji_lab.export import export
 from kanji_lab.models.weights import load_weights
 from kanji_lab.run_dir import RunDirError
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, compose_app
 from tests.deploy_run import deploy_run
 
 # INT8 must keep the float model's top-1 on at least this share of the fixture images
@@ -34,11 +31,7 @@ def fixture_images(n: int = 40) -> np.ndarray:
 
 
 def export_cfg(root, overrides):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("export", overrides=[f"paths.cache_dir={root / 'cache'}", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(root / "export_out")
-    return cfg
+    return compose_app("export", overrides, root / "export_out", root / "cache")
 
 
 def test_fit_writes_checked_onnx_and_int8_from_the_best_weights():

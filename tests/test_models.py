@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
 
 from kanji_lab.config import config_dir
 from kanji_lab.evaluate import evaluate
@@ -18,7 +16,7 @@ from kanji_lab.models.registry import architectures, build_network
 from kanji_lab.models.weights import load_weights, save_weights
 from kanji_lab.run_dir import RunDirError
 from kanji_lab.train import train
-from tests.conftest import compose_train, tiny_overrides
+from tests.conftest import compose_app, compose_train, tiny_overrides
 from tests.etl_fixtures import build_root
 
 LABELS = list("明暗時国園森林休体道")
@@ -140,11 +138,7 @@ def test_fast_dev_run(arch, tmp_path, tmp_cache):
 
 
 def _eval_cfg(root, overrides):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("evaluate", overrides=[f"paths.cache_dir={root / 'cache'}", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(root / "eval")
-    return cfg
+    return compose_app("evaluate", overrides, root / "eval", root / "cache")
 
 
 def _tiny_run(root, arch):
