@@ -47,9 +47,11 @@ def newest_run(root: Path, task: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse-cache", help="an existing cache folder (skips generation)")
+    parser.add_argument("--keep", help="put the run directories here instead of a temporary folder")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         env = {
             **os.environ,
             "KANJI_LAB_CACHE": args.reuse_cache or str(Path(tmp) / "cache"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -20,7 +21,7 @@ class OnnxExport(pl.Callback):
     """At the end of fit, on rank 0: rebuild the network, load the best checkpoint's weights into
     it (the live module is left alone) and write ``model.onnx`` and ``model.int8.onnx`` (plus
     ``model.<type>.safetensors`` for each ``bnb`` type) into ``dirpath``, with their checks.
-    ``written`` lists the files afterwards."""
+    ``written`` lists the files afterwards and ``export_seconds`` the time it took."""
 
     def __init__(
         self,
@@ -36,10 +37,12 @@ class OnnxExport(pl.Callback):
         self.settings = ExportSettings(opset, int8, calibration_batches, min_agreement, bnb_types)
         self.written: list[Path] = []
         self.report: dict | None = None
+        self.export_seconds = 0.0
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
+        start = time.perf_counter()
         hp = pl_module.hparams
         net = build_network(hp.arch, list(hp.labels), **(hp.net or {}))
         source = best_weights(trainer, pl_module, net)
@@ -51,6 +54,7 @@ class OnnxExport(pl.Callback):
             settings = dataclasses.replace(settings, int8=False)
         self.report = export_all(self.dirpath, model, settings, datamodule)
         self.written = self.report.pop("paths")
+        self.export_seconds = time.perf_counter() - start
         log.info("exported %s weights:\n%s", source, summary(self.report))
 
 
