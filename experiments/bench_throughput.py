@@ -44,15 +44,16 @@ CLASSES = 3036
 class PerSampleAugmented(Dataset):
     """The common baseline: one PIL image at a time, a random affine warp, then a tensor."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, seed: int = 0) -> None:
-        self.images, self.targets = images, targets
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, images: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
+        self.images, self.targets, self.rows = images, targets, rows
+        self.rng = np.random.default_rng(0)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = Image.fromarray(np.asarray(self.images[i]))
+        row = self.rows[i]
+        img = Image.fromarray(np.asarray(self.images[row]))
         angle = np.deg2rad(self.rng.uniform(-8, 8))
         scale = self.rng.uniform(0.85, 1.1)
         cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
@@ -60,7 +61,7 @@ class PerSampleAugmented(Dataset):
         coeffs = (cos, -sin, 32 - 32 * cos + 32 * sin + tx, sin, cos, 32 - 32 * sin - 32 * cos + ty)
         img = img.transform((64, 64), Image.AFFINE, coeffs, resample=Image.BILINEAR)
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).unsqueeze(0)
-        return x, int(self.targets[i])
+        return x, int(self.targets[row])
 
 
 def trainer_kwargs(device: str, steps: int, timer: StepTimer) -> dict:
@@ -86,8 +87,7 @@ def train_speed(arch: str, dm, labels: list[str], device: str, steps: int, skip:
 def baseline_speed(dm, labels: list[str], device: str, steps: int, skip: int) -> float:
     """The CNN trained from :class:`PerSampleAugmented` batches through the same Trainer."""
     torch.manual_seed(0)
-    rows = dm.splits["train"]
-    dataset = PerSampleAugmented(dm.data.images[rows[0] : rows[-1] + 1], dm.targets[rows])
+    dataset = PerSampleAugmented(dm.data.images, dm.targets, dm.splits["train"])
     workers = min(4, os.cpu_count() or 1)
     loader = DataLoader(dataset, batch_size=dm.batch_size, shuffle=True, num_workers=workers)
     model = CharacterClassifier("cnn", labels, channels_last=True)

@@ -44,6 +44,10 @@ def test_sample_split_only_by_name_and_bad_fractions_rejected():
     writers, sources = _data()
     splits = split_indices(writers, sources, by="sample", seed=0)
     assert sum(len(v) for v in splits.values()) == len(writers)
+    # ascending, as for writer splits: evaluation pairs predictions with cache rows in this order
+    for by in ("sample", "writer"):
+        for idx in split_indices(writers, sources, by=by, seed=0).values():
+            assert np.all(np.diff(idx) > 0)
     with pytest.raises(ValueError, match="split.by"):
         split_indices(writers, sources, by="random")
     with pytest.raises(ValueError, match="fractions"):

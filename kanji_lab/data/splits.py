@@ -21,12 +21,13 @@ def split_indices(
     which each writer first appears, so every style family or part is represented and a writer
     seen in two parts (ETL9G and ETL9B) stays on one side. ``by="sample"`` is a random per-sample
     split, which lets one hand appear in training and evaluation; use it only knowingly.
+    Each split's indices are in ascending order (unshuffled loaders keep cache order).
     """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"split fractions val={val}, test={test} must be in [0, 1) and sum < 1")
     rng = np.random.default_rng(seed)
     if by == "sample":
-        return _cut(rng.permutation(len(writers)), val, test)
+        return {k: np.sort(v) for k, v in _cut(rng.permutation(len(writers)), val, test).items()}
     if by != "writer":
         raise ValueError(f"split.by must be 'writer' or 'sample', got {by!r}")
     unique, first = np.unique(np.asarray(writers), return_index=True)
