@@ -207,3 +207,13 @@ def test_named_class_set(tmp_path: Path) -> None:
     data = build(make_cfg(tmp_path, classes="hiragana", writers={"cursive": 1}))
     assert len(data) == 71
     assert "あ" in data.characters and "ん" in data.characters
+
+
+def test_set_names_are_not_read_as_characters():
+    from kanji_lab.data.charsets import resolve_classes
+
+    with pytest.raises(ValueError, match="etl8g: ETL8G's 881 kanji"):
+        resolve_classes("etl8g")
+    with pytest.raises(ValueError, match="not a named class set"):
+        resolve_classes("katakana_all")
+    assert resolve_classes("亜a") == ["亜", "a"]

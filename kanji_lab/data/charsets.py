@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 _SMALL_KANA = set("ぁぃぅぇぉっゃゅょゎ")
 
@@ -65,16 +66,30 @@ NAMED_SETS = {
 }
 
 
+# names that look like set names but have no list here
+_UNAVAILABLE = {
+    "etl8g": "ETL8G's 881 kanji (the 1958 education list) ship with no package here: train on "
+    "the real files with data=etl8g, or pass the characters as a quoted string",
+}
+
+
 def resolve_classes(spec: str) -> list[str]:
     """A named class set (see :data:`NAMED_SETS`) or an explicit string of characters.
 
-    The result is de-duplicated and keeps first-seen order.
+    The result is de-duplicated and keeps first-seen order. A plain lower-case ASCII word that
+    names no set is refused rather than read as the characters of its letters.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(
             "empty class set: set data.classes to a named set "
             f"({', '.join(NAMED_SETS)}) or a quoted string of characters, "
             "e.g. 'data.classes=\"亜唖娃\"'"
+        )
+    if spec not in NAMED_SETS and re.fullmatch(r"[a-z0-9_]+", spec):
+        reason = _UNAVAILABLE.get(spec, "not a named class set")
+        raise ValueError(
+            f"data.classes={spec}: {reason}. Named sets: {', '.join(NAMED_SETS)}; characters "
+            "are given as a quoted string, e.g. 'data.classes=\"亜唖娃\"'"
         )
     chars = NAMED_SETS[spec]() if spec in NAMED_SETS else [c for c in spec if not c.isspace()]
     return list(dict.fromkeys(chars))
