@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from kanji_lab.data import sources
 from kanji_lab.data.augment import BatchAugment
 from kanji_lab.data.cache import CharacterSet, open_cache
-from kanji_lab.data.splits import split_indices
+from kanji_lab.data.splits import split_indices, train_only
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,12 @@ class CharacterDataModule(pl.LightningDataModule):
             test=split.get("test", 0.1),
             seed=split.get("seed", 0),
             by=split.get("by", "writer"),
+        )
+        self.splits = train_only(
+            self.splits,
+            self.data.sources,
+            self.data.source_names,
+            self.data.info.get("train_only", []),
         )
         self.splits["all"] = np.arange(len(self.data))
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())

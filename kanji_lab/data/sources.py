@@ -52,7 +52,12 @@ def available() -> list[str]:
 
 
 def build_cache(cfg: DictConfig, progress: bool = True) -> Path:
-    """Return the cache folder for data config ``cfg``, building it if needed."""
+    """Return the cache folder for data config ``cfg``, building it if needed (joined with the
+    sources listed in ``cfg.extra``, see :mod:`kanji_lab.data.mix`)."""
+    if cfg.get("extra"):
+        from kanji_lab.data.mix import build_with_extra
+
+        return build_with_extra(cfg, progress)
     name = cfg.get("source")
     if name not in _BUILDERS and name in _MODULES:
         importlib.import_module(_MODULES[name])

@@ -59,3 +59,17 @@ def _count(n: int, fraction: float) -> int:
     if fraction <= 0 or n < 2:
         return 0
     return min(max(1, round(n * fraction)), n - 1)
+
+
+def train_only(
+    splits: dict[str, np.ndarray], sources: np.ndarray, names: list[str], only: list[str]
+) -> dict[str, np.ndarray]:
+    """Move the samples of the sources named in ``only`` (e.g. synthetic samples mixed into real
+    data) from validation and test into training."""
+    codes = [i for i, name in enumerate(names) if name in set(only)]
+    if not codes:
+        return splits
+    moved = {k: v[np.isin(np.asarray(sources)[v], codes)] for k, v in splits.items()}
+    kept = {k: v[~np.isin(np.asarray(sources)[v], codes)] for k, v in splits.items()}
+    kept["train"] = np.sort(np.concatenate([splits["train"], moved["val"], moved["test"]]))
+    return kept

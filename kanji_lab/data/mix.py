@@ -1,0 +1,102 @@
+"""Extra sources mixed into a data source's training set: ``data.extra=[synthetic]``.
+
+The main source is built as usual; each extra source (a ``conf/data/`` name) is built for the
+main source's characters (only those with fewer than ``data.extra_below`` samples, when set), and
+the samples are joined into one cache. Extra samples only ever go to the training split (the
+manifest lists their source names under ``train_only``), so validation and test stay real data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from kanji_lab.config import config_dir
+from kanji_lab.data import cache, sources
+
+log = logging.getLogger(__name__)
+
+
+def build_with_extra(cfg: DictConfig, progress: bool) -> Path:
+    """The cache of ``cfg``'s source joined with its ``extra`` sources."""
+    main_cfg = cfg.copy()
+    with open_dict(main_cfg):
+        main_cfg.extra = []
+    main_dir = sources.build_cache(main_cfg, progress)
+    main = cache.open_cache(main_dir)
+    wanted = classes_needing_samples(main.codepoints, cfg.get("extra_below"))
+    if not wanted:
+        log.info("data.extra: every class has at least %s samples; nothing added", cfg.extra_below)
+        return main_dir
+    extra_dirs = [
+        sources.build_cache(extra_config(name, cfg, wanted), progress) for name in cfg.extra
+    ]
+    parts = [main_dir, *extra_dirs]
+    fingerprint = {"parts": [str(p) for p in parts], "manifests": [_manifest(p) for p in parts]}
+    digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(str(cfg.cache_dir)) / f"mix-{digest}"
+    if cache.is_complete(folder, fingerprint):
+        return folder
+    extras = [cache.open_cache(d) for d in extra_dirs]
+    joined = cache.concatenate([main, *_distinct_writers(main, extras)])
+    joined.info["train_only"] = sorted({n for e in extras for n in e.source_names})
+    log.info(
+        "data.extra: %d samples of %s added for %d classes (training only)",
+        len(joined) - len(main),
+        ", ".join(cfg.extra),
+        len(wanted),
+    )
+    return cache.write_cache(folder, joined, fingerprint)
+
+
+def classes_needing_samples(codepoints: np.ndarray, below: int | None) -> list[str]:
+    """Characters with fewer than ``below`` samples (every character when ``below`` is None)."""
+    counts = Counter(np.asarray(codepoints).tolist())
+    return sorted(chr(c) for c, n in counts.items() if below is None or n < below)
+
+
+def extra_config(name: str, cfg: DictConfig, classes: list[str]) -> DictConfig:
+    """The ``conf/data/<name>.yaml`` config, in ``cfg``'s cache folder, for ``classes``."""
+    path = Path(config_dir()) / "data" / f"{name}.yaml"
+    if not path.is_file():
+        raise sources.DataSourceError(
+            f"data.extra: no data config {name!r} (see conf/data/); e.g. data.extra=[synthetic]"
+        )
+    extra = OmegaConf.load(path)
+    extra.cache_dir = cfg.cache_dir
+    if "root" in extra:
+        extra.root = cfg.get("root")
+    if "classes" not in extra:
+        raise sources.DataSourceError(f"data.extra: source {name!r} cannot be given classes")
+    extra.classes = "".join(classes)
+    return extra
+
+
+def _distinct_writers(
+    main: cache.CharacterSet, extras: list[cache.CharacterSet]
+) -> list[cache.CharacterSet]:
+    """Shift each extra set's writer ids past every id before it."""
+    shifted, offset = [], int(np.max(main.writers)) + 1
+    for extra in extras:
+        shifted.append(
+            cache.CharacterSet(
+                images=extra.images,
+                codepoints=extra.codepoints,
+                writers=np.asarray(extra.writers) + offset,
+                sources=extra.sources,
+                source_names=extra.source_names,
+                info=extra.info,
+            )
+        )
+        offset += int(np.max(extra.writers)) + 1
+    return shifted
+
+
+def _manifest(folder: Path) -> dict:
+    return json.loads((Path(folder) / "manifest.json").read_text())["fingerprint"]
