@@ -235,6 +235,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--classes", default="kana")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_deploy")
+    parser.add_argument("--name", default="bench_deploy", help="results file / README block name")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     runs, note = list(args.run_dir), "Runs given on the command line."
@@ -270,7 +271,7 @@ def main() -> None:
     }
     md = markdown(rows, note, command.strip())
     print(md)
-    record("bench_deploy", result, md)
+    record(args.name, result, md)
 
 
 if __name__ == "__main__":
