@@ -15,7 +15,6 @@ Writes experiments/results/bench_prepare.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -32,8 +31,10 @@ from PIL import Image
 from kanji_lab.data import etl
 from kanji_lab.data.charsets import etl9g_classes
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "experiments/results/bench_prepare.json"
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import ROOT as REPO  # noqa: E402
+from results_io import record, table  # noqa: E402
+
 FULL = 607_200
 PER_FILE = 12_144
 G9_STRUCT = ">2H8sI4B4H2B34x8128s7x"
@@ -135,6 +136,22 @@ def run_prepare(root: Path, cache_dir: Path, workers: int) -> dict[str, float]:
     return {"workers": workers, "wall_s": wall, "peak_rss_mib": max(peak, before) / 1024}
 
 
+def _markdown(r: dict) -> str:
+    rows = [
+        ("decode + resize, one core",
+         f"{r['decode']['decode_resize_records_per_s']:,.0f} records/s"),
+        *[
+            (f"`prepare`, workers={p['workers']} (0 = all cores)",
+             f"{p['wall_s']:.1f} s, peak RSS {p['peak_rss_mib']:,.0f} MiB")
+            for p in r["prepare"]
+        ],
+        ("per-record struct + PIL loop (extrapolated)", f"{r['baseline']['extrapolated_s']:.1f} s"),
+        ("`prepare` speed-up over that loop", f"{r['speedup_prepare_vs_baseline']:.1f}x"),
+    ]  # fmt: skip
+    size = f"{r['records']:,} records, {r['bytes'] / 1e9:.2f} GB"
+    return f"ETL9G-format files of full size ({size}), `{r['command']}`:\n\n" + table(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=FULL, help="records to generate")
@@ -177,9 +194,8 @@ def main() -> None:
         },
         "speedup_prepare_vs_baseline": baseline_s / best,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+    record("bench_prepare", result, _markdown(result))
+    print("wrote experiments/results/bench_prepare.json")
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
 
