@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.autograd import DeviceType
 from torch.utils.data import DataLoader, Dataset
 
 from kanji_lab.models.module import CharacterClassifier
@@ -64,6 +65,34 @@ class PerSampleAugmented(Dataset):
         return x, int(self.targets[row])
 
 
+class GpuBusy(StepTimer):
+    """On CUDA: the share of the timed steps' wall time during which GPU kernels ran, from the
+    profiler's kernel times (an upper bound where kernels on several streams overlap)."""
+
+    def __init__(self, skip: int) -> None:
+        super().__init__(skip)
+        self.profiler: torch.profiler.profile | None = None
+        self.busy = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        if trainer.global_step == self.skip:
+            activities = [torch.profiler.ProfilerActivity.CUDA]
+            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler.__enter__()
+
+    def on_train_end(self, trainer, module) -> None:
+        if self.profiler is None:
+            return
+        torch.cuda.synchronize()
+        self.profiler.__exit__(None, None, None)
+        events = self.profiler.key_averages()
+        kernel_us = sum(
+            e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA
+        )
+        self.busy = round(kernel_us / 1e6 / max(self.end - self.start, 1e-9), 3)
+
+
 def trainer_kwargs(device: str, steps: int, timer: StepTimer) -> dict:
     precision = "bf16-mixed" if device == "cuda" and torch.cuda.is_bf16_supported() else "32-true"
     return {
@@ -76,12 +105,15 @@ def trainer_kwargs(device: str, steps: int, timer: StepTimer) -> dict:
     }
 
 
-def train_speed(arch: str, dm, labels: list[str], device: str, steps: int, skip: int) -> float:
+def train_speed(
+    arch: str, dm, labels: list[str], device: str, steps: int, skip: int
+) -> tuple[float, float | None]:
+    """Training images/s and, on CUDA, the GPU-busy share of the step time."""
     torch.manual_seed(0)
     model = CharacterClassifier(arch, labels, channels_last=True)
-    timer = StepTimer(skip)
+    timer = GpuBusy(skip) if device == "cuda" else StepTimer(skip)
     quiet_trainer(**trainer_kwargs(device, skip + steps, timer)).fit(model, datamodule=dm)
-    return timer.images_per_s
+    return timer.images_per_s, getattr(timer, "busy", None)
 
 
 def baseline_speed(dm, labels: list[str], device: str, steps: int, skip: int) -> float:
@@ -122,8 +154,10 @@ def measure(device: str, args: argparse.Namespace, cache_dir: str) -> dict:
     steps, skip = args.steps, 3
     rows: dict = {"device": device, "name": _device_name(device), "models": {}}
     for arch in args.models:
+        speed, busy = train_speed(arch, dm, labels, device, steps, skip)
         rows["models"][arch] = {
-            "train_images_per_s": round(train_speed(arch, dm, labels, device, steps, skip), 1),
+            "train_images_per_s": round(speed, 1),
+            "gpu_busy_share": busy,
             "inference_images_per_s": round(
                 inference_speed(arch, labels, device, max(3, steps // 2), 1024), 1
             ),
