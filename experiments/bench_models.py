@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import ROOT, record  # noqa: E402
+from results_io import RESULTS, ROOT, record  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, zero_shot_split  # noqa: E402
 from kanji_lab.models.weights import load_weights  # noqa: E402
@@ -200,6 +200,22 @@ def zero_shot_table(zs: dict, setup: str) -> str:
     )
 
 
+def merged_with_recorded(args: argparse.Namespace, rows: list[dict], text: str) -> tuple[dict, str]:
+    """The recorded table with the rows of ``args.models`` replaced by ``rows``."""
+    before = json.loads((RESULTS / "bench_models.json").read_text())
+    ignored = {"models", "update", "skip", "cache"}
+    mine = {k: v for k, v in vars(args).items() if k not in ignored}
+    theirs = {k: v for k, v in before["args"].items() if k not in ignored}
+    if mine != theirs:
+        sys.exit(f"--update: settings differ from the recorded run: {theirs} vs {mine}")
+    fresh = {r["model"]: r for r in rows}
+    merged = [fresh.pop(r["model"], r) for r in before["rows"]] + list(fresh.values())
+    note = f" Rows {', '.join(args.models)} rerun later with `--update`."
+    # the recorded table's first paragraph says how it was run
+    old_text = before.get("text") or (RESULTS / "bench_models.md").read_text().split("\n\n")[0]
+    return {"args": before["args"], "rows": merged, "text": old_text + note}, old_text + note
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=300, help="classes for part 1")
@@ -215,6 +231,12 @@ def main() -> None:
         "--threads", type=int, default=1, help="CPU threads per run (OMP_NUM_THREADS)"
     )
     parser.add_argument("--cache", help="cache folder to reuse (default: a fresh temporary one)")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rerun only --models and replace their rows in the recorded table (the other "
+        "settings must match the recorded run)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "outputs"
@@ -231,7 +253,10 @@ def main() -> None:
         if args.skip != "bench":
             rows = bench(args, env, out)
             text = f"{args.classes} classes (spread over ETL9G's 3,036). {setup}"
-            record("bench_models", {"args": vars(args), "rows": rows}, bench_table(rows, text))
+            recorded = {"args": vars(args), "rows": rows, "text": text}
+            if args.update:
+                recorded, text = merged_with_recorded(args, rows, text)
+            record("bench_models", recorded, bench_table(recorded["rows"], text))
         if args.skip != "zero-shot":
             zs = zero_shot(args, env, out)
             text = (

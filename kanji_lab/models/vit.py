@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kanji_lab.models.layers import conv_bn
 from kanji_lab.models.registry import register
 
 
@@ -62,12 +63,13 @@ class VisionTransformer(nn.Module):
         mlp_ratio: float = 2.0,
         dropout: float = 0.1,
         image_size: int = 64,
+        stem: str = "conv",
     ) -> None:
         super().__init__()
         if image_size % patch:
             raise ValueError(f"patch {patch} does not divide the image size {image_size}")
         tokens = (image_size // patch) ** 2
-        self.patches = nn.Conv2d(1, width, patch, patch)
+        self.patches = patch_embedding(width, patch, stem)
         self.position = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
         blocks = [Block(width, heads, mlp_ratio, dropout) for _ in range(depth)]
         self.blocks = nn.Sequential(*blocks)
@@ -77,6 +79,24 @@ class VisionTransformer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         tokens = self.patches(x).flatten(2).transpose(1, 2) + self.position
         return self.head(self.norm(self.blocks(tokens)).mean(dim=1))
+
+
+def patch_embedding(width: int, patch: int, stem: str) -> nn.Module:
+    """Image -> one ``width``-vector per ``patch`` x ``patch`` cell. ``stem="patch"`` is the
+    original single strided convolution; ``"conv"`` (default) a stack of stride-2 3x3
+    convolutions, which makes a small ViT far easier to optimise (Xiao et al. 2021, "Early
+    convolutions help transformers see better")."""
+    if stem == "patch":
+        return nn.Conv2d(1, width, patch, patch)
+    if stem != "conv":
+        raise ValueError(f"stem must be 'conv' or 'patch', got {stem!r}")
+    steps = patch.bit_length() - 1
+    if patch != 2**steps:
+        raise ValueError(f"stem=conv needs a power-of-two patch, got {patch}")
+    channels = [1] + [max(8, width >> (steps - i)) for i in range(1, steps)] + [width]
+    pairs = zip(channels[:-1], channels[1:], strict=True)
+    layers = [conv_bn(cin, cout, 3, 2) for cin, cout in pairs]
+    return nn.Sequential(*layers, nn.Conv2d(width, width, 1))
 
 
 @register("vit")
