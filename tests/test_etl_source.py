@@ -183,7 +183,7 @@ def test_auto_falls_back_to_synthetic(tmp_path, monkeypatch, caplog):
         seen["cfg"] = cfg
         return tmp_path / "synthetic"
 
-    monkeypatch.setitem(sources._BUILDERS, "synthetic", fake_synthetic)
+    monkeypatch.setitem(sources._REGISTRY.entries, "synthetic", fake_synthetic)
     with caplog.at_level(logging.INFO):
         got = sources.build_cache(data_cfg("auto", None, tmp_path / "c"), False)
     assert got == tmp_path / "synthetic"

@@ -2,34 +2,37 @@
 
 A source is a function ``build(cfg, progress) -> Path`` that returns a finished cache folder (see
 :mod:`kanji_lab.data.cache`), building it first when it is missing or stale. Modules register
-themselves with :func:`register`; :data:`_MODULES` says which module holds which source so that
-importing the registry stays cheap.
+themselves with :func:`register`; the registry knows which module holds which source, so that
+importing it stays cheap.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from kanji_lab.registry import Registry
+
 Builder = Callable[[DictConfig, bool], Path]
 
-_BUILDERS: dict[str, Builder] = {}
-_MODULES = {
-    "synthetic": "kanji_lab.data.synthetic",
-    "etl9g": "kanji_lab.data.etl_source",
-    "etl8g": "kanji_lab.data.etl_source",
-    "etl7": "kanji_lab.data.etl_source",
-    "etl6": "kanji_lab.data.etl_source",
-    "etl1": "kanji_lab.data.etl_source",
-    "etl8b": "kanji_lab.data.etl_source",
-    "etl9b": "kanji_lab.data.etl_source",
-    "combined_all_etl": "kanji_lab.data.etl_source",
-    "auto": "kanji_lab.data.etl_source",
-    "folder": "kanji_lab.data.folder",
-}
+_REGISTRY: Registry[Builder] = Registry(
+    "data source",
+    {
+        "synthetic": "kanji_lab.data.synthetic",
+        "etl9g": "kanji_lab.data.etl_source",
+        "etl8g": "kanji_lab.data.etl_source",
+        "etl7": "kanji_lab.data.etl_source",
+        "etl6": "kanji_lab.data.etl_source",
+        "etl1": "kanji_lab.data.etl_source",
+        "etl8b": "kanji_lab.data.etl_source",
+        "etl9b": "kanji_lab.data.etl_source",
+        "combined_all_etl": "kanji_lab.data.etl_source",
+        "auto": "kanji_lab.data.etl_source",
+        "folder": "kanji_lab.data.folder",
+    },
+)
 
 
 class DataSourceError(ValueError):
@@ -38,17 +41,12 @@ class DataSourceError(ValueError):
 
 def register(name: str) -> Callable[[Builder], Builder]:
     """Decorator: make ``fn`` the builder of source ``name``."""
-
-    def wrap(fn: Builder) -> Builder:
-        _BUILDERS[name] = fn
-        return fn
-
-    return wrap
+    return _REGISTRY.register(name)
 
 
 def available() -> list[str]:
     """Names of every known source."""
-    return sorted(set(_MODULES) | set(_BUILDERS))
+    return _REGISTRY.names()
 
 
 def build_cache(cfg: DictConfig, progress: bool = True) -> Path:
@@ -59,11 +57,10 @@ def build_cache(cfg: DictConfig, progress: bool = True) -> Path:
 
         return build_with_extra(cfg, progress)
     name = cfg.get("source")
-    if name not in _BUILDERS and name in _MODULES:
-        importlib.import_module(_MODULES[name])
-    if name not in _BUILDERS:
+    builder = _REGISTRY.get(name)
+    if builder is None:
         raise DataSourceError(
             f"unknown data source {name!r}; known sources: {', '.join(available())}. "
             "Pick one with data=<name> (see conf/data/)."
         )
-    return _BUILDERS[name](cfg, progress)
+    return builder(cfg, progress)
