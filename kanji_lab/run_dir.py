@@ -39,6 +39,13 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     resume = Path(cfg.resume)
     if not resume.is_dir():
         raise RunDirError(f"resume={cfg.resume}: no such run directory")
+    if not (resume / CONFIG_FILE).is_file() and not checkpoint_dir(resume).is_dir():
+        # from the command line Hydra has already created the directory it was pointed at
+        raise RunDirError(
+            f"resume={cfg.resume}: not a training run directory (no {CONFIG_FILE}, no "
+            f"{CHECKPOINTS}/last.ckpt); pass the directory of an earlier run, e.g. "
+            "outputs/train/runs/<date>_<time>"
+        )
     last = checkpoint_dir(resume) / "last.ckpt"
     if not last.is_file():
         found = sorted(p.name for p in checkpoint_dir(resume).glob("*.ckpt"))

@@ -100,3 +100,10 @@ def test_cli_multirun_trains_each_job_in_its_own_directory(tmp_path):
     jobs = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/metrics.json"))
     assert [p.parent.name for p in jobs] == ["0", "1"]
     assert "kanji_lab run: cnn on synthetic (2 classes)" in sweep.stdout
+
+
+def test_cli_resume_of_a_path_that_is_no_run(tmp_path):
+    # Hydra creates the run directory before the task starts, so the check must not rely on it
+    bad = _cli(f"resume={tmp_path / 'not_a_run'}", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "not a training run directory" in bad.stdout + bad.stderr
