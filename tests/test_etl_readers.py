@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kanji_lab.data import etl
-from kanji_lab.data.resize import to_square_size
+from kanji_lab.data.normalize import normalize_ink
 from kanji_lab.data.sources import DataSourceError
 from tests.etl_fixtures import (
     ETL9G_SAMPLE_HEADERS,
@@ -100,23 +100,27 @@ def test_m_type_fields_and_pixels(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["G9", "B8", "M"])
-def test_fast_decode_matches_plain_pad_and_resize(layout):
+def test_decode_is_the_shared_normalisation_of_the_levels(layout):
     lay = etl.LAYOUTS[layout]
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (5, lay.image_bytes), dtype=np.uint8)
     levels = etl.unpack_levels(pixels, lay).astype(float) * 255 / lay.max_level
-    expected = to_square_size(np.rint(levels).astype(np.uint8), 64)
+    expected = normalize_ink(np.rint(levels).astype(np.uint8))
     got = etl.decode_images(pixels, lay)
     assert got.shape == (5, 64, 64) and got.dtype == np.uint8
-    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.array_equal(got, expected)
 
 
-def test_images_are_ink_bright_and_padded_at_the_bottom(tmp_path):
+def test_the_sheet_frame_is_cropped_away(tmp_path):
+    """A small glyph in a corner of the 128x127 frame fills the 64x64 input, centred."""
     im = glyph(127, 128, 15, 0)
-    im.levels[:] = 15  # all ink
+    im.levels[:] = 0
+    im.levels[5:25, 90:120] = 15  # 20 x 30 block, top right
     r = etl.read_file(write(tmp_path / "ETL9G_01", [g_record("9G", 1, 0x3021, im)]), "ETL9G")
-    out = r.images()[0]
-    assert out[:63].min() == 255 and out[63].max() == 128  # 127 rows padded by one blank row
+    ink = np.nonzero(r.images()[0] > 128)
+    rows, cols = (int(ink[0].min()), int(ink[0].max())), (int(ink[1].min()), int(ink[1].max()))
+    assert cols[0] <= 6 and cols[1] >= 57  # the longer side spans the frame less its margins
+    assert abs((rows[0] + rows[1]) / 2 - 31.5) <= 1 and abs((cols[0] + cols[1]) / 2 - 31.5) <= 1
 
 
 def test_9g_file_read_as_8g_fails_loudly(tmp_path):

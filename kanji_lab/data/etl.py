@@ -18,7 +18,7 @@ import numpy as np
 
 from kanji_lab.data import etl_labels
 from kanji_lab.data.cache import IMAGE_SIZE
-from kanji_lab.data.resize import to_square_size
+from kanji_lab.data.normalize import normalize_ink
 from kanji_lab.data.sources import DataSourceError
 
 WRITER_BLOCK = 100_000  # global writer id = family id * WRITER_BLOCK + writer within the family
@@ -156,10 +156,6 @@ def part_of_file(file_name: str) -> Part | None:
 
 # One packed 4-bit byte -> its two pixels (high nibble left).
 _NIBBLES = np.stack([np.arange(256) >> 4, np.arange(256) & 15], axis=1).astype(np.uint8)
-_LOW_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
-_FOUR = np.uint64(4)
-# Sum of a 2x2 box of 4-bit levels (0..60) -> ink-bright uint8, rounded like resize.resize_square.
-_BOX4_TO_UINT8 = np.rint(np.arange(61) * 255 / 60).astype(np.uint8)
 
 
 @dataclass
@@ -187,7 +183,8 @@ class Records:
         return unpack_levels(self.pixels, self.part.layout)
 
     def images(self, size: int = IMAGE_SIZE, out: np.ndarray | None = None) -> np.ndarray:
-        """Ink-bright uint8 ``(N, size, size)``: padded to square and area-resized."""
+        """Ink-bright uint8 ``(N, size, size)``, normalised like every source (the frame of the
+        sheet is cropped away: :func:`kanji_lab.data.normalize.normalize_ink`)."""
         out = np.empty((len(self), size, size), np.uint8) if out is None else out
         for start in range(0, len(self), CHUNK):
             stop = min(start + CHUNK, len(self))
@@ -208,31 +205,10 @@ def unpack_levels(pixels: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def decode_images(pixels: np.ndarray, layout: Layout, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Packed records -> ink-bright uint8 ``(N, size, size)`` (pad to square, area resize)."""
-    if layout.bits == 4 and layout.width == 2 * size >= layout.height and size % 8 == 0:
-        return _decode_halved_4bit(pixels, layout, size)
+    """Packed records -> ink-bright uint8 ``(N, size, size)``: levels scaled to 0..255, then the
+    shared normalisation."""
     scale = np.rint(np.arange(layout.max_level + 1) * 255 / layout.max_level).astype(np.uint8)
-    return to_square_size(scale[unpack_levels(pixels, layout)], size)
-
-
-def _decode_halved_4bit(pixels: np.ndarray, layout: Layout, size: int) -> np.ndarray:
-    """4-bit images twice ``size`` wide: each packed byte is the top or bottom half of one 2x2
-    box of the output. Summing its two nibbles, then two rows, eight bytes at a time in uint64
-    words (no carry: sums stay <= 60), gives the box sums; a table maps them to uint8."""
-    n, side, h = len(pixels), layout.width, layout.height
-    top = (side - h) // 2
-    rows = np.empty((n, side, size), np.uint8)  # packed rows padded to square; 0 = paper
-    rows[:, :top] = 0
-    rows[:, top + h :] = 0
-    rows[:, top : top + h] = pixels.reshape(n, h, size)
-    words = rows.view(np.uint64)
-    pairs = words >> _FOUR
-    pairs &= _LOW_NIBBLES
-    words &= _LOW_NIBBLES
-    pairs += words
-    boxes = pairs[:, 0::2]
-    boxes += pairs[:, 1::2]
-    return _BOX4_TO_UINT8[boxes.view(np.uint8)]
+    return normalize_ink(scale[unpack_levels(pixels, layout)], size)
 
 
 def read_file(path: Path, part: Part | str, include_models: bool = False) -> Records:

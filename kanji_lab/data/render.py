@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.cache import IMAGE_SIZE
+from kanji_lab.data.normalize import normalize_ink
 from kanji_lab.data.strokes import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX, Character
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
@@ -137,10 +138,11 @@ def _draw_polyline(
 
 
 def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """Reduce a canvas to the output size and add pencil grain, ink level and scanner effects."""
-    image = canvas.reduce(SCALE) if SCALE > 1 else canvas
-    blur = style.blur * float(np.exp(rng.normal(0.0, 0.2)))
-    image = image.filter(ImageFilter.GaussianBlur(blur))
+    """Scan a drawn canvas (pencil grain, ink level, blur, noise, grey levels), then normalise it
+    to the model's input like every other source (:func:`kanji_lab.data.normalize.normalize_ink`).
+    """
+    blur = style.blur * SCALE * float(np.exp(rng.normal(0.0, 0.2)))
+    image = canvas.filter(ImageFilter.GaussianBlur(blur))
     ink = np.asarray(image, dtype=np.float32) / 255.0
     if style.grain:
         ink *= 1.0 - style.grain * rng.random(ink.shape, dtype=np.float32)
@@ -150,7 +152,7 @@ def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) ->
     if style.levels < 256:
         step = 255.0 / (style.levels - 1)
         out = np.round(out / step) * step
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
 def sample_affine(style: WriterStyle, rng: np.random.Generator) -> np.ndarray:

@@ -30,7 +30,7 @@ from kanji_lab.data import cache, fonts, render, strokes
 from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.sources import DataSourceError, register
 
-GENERATOR_VERSION = 3  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 4  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 

@@ -10,10 +10,18 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.models.registry import build_network
 
 FORMAT = "kanji_lab/1"
-PREPROCESSING = {"size": 64, "channels": 1, "ink": "bright", "range": [-1.0, 1.0]}
+# what a model expects, saved with it: the shared image normalisation and the input encoding
+PREPROCESSING = {
+    "size": 64,
+    "channels": 1,
+    "ink": "bright",
+    "range": [-1.0, 1.0],
+    "normalize": NORMALIZE_SETTINGS,
+}
 
 
 def save_weights(

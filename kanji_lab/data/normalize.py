@@ -1,0 +1,177 @@
+"""The one normalisation that turns any character image or stroke drawing into the model's input.
+
+Every path into the model goes through :func:`normalize_ink`: the ETL readers, the synthetic
+source, ``data=folder``, ``data=strokes``, ``predict``, ``evaluate`` and (re-implemented in
+JavaScript from :data:`SETTINGS`, which travels in every exported model's metadata) the browser
+page. Given ink-bright images (255 = ink, any size), per image:
+
+1. **Background**: the median of the image border is taken as paper and subtracted.
+2. **Contrast**: the ``peak_fraction`` brightest pixels set the ink level (at least ``peak_floor``
+   of the maximum), which is stretched to 255, so faint pencil reads like pen.
+3. **Crop**: the box of the pixels above ``threshold`` x 255, trimmed by ``trim`` of those pixels
+   on each side (so a speck of dust does not set the frame).
+4. **Frame**: a square around the box centre, ``1 + 2 * margin`` times its longer side
+   (the aspect ratio is kept).
+5. **Resize**: the square is area-averaged to ``size`` x ``size`` (box interpolation when it is
+   smaller than the output), paper outside the image.
+
+Stroke data (pen traces) is first drawn by :func:`draw_strokes` with a pen whose width is a fixed
+fraction (``pen``) of the drawing's longer side, so how large someone wrote on a pad does not
+change the line width the model sees; the drawing then goes through the same steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SETTINGS: dict[str, float | int] = {
+    "version": 1,
+    "size": 64,
+    "threshold": 0.25,
+    "trim": 0.003,
+    "peak_fraction": 0.005,
+    "peak_floor": 0.5,
+    "margin": 0.08,
+    # strokes: drawn with the longer side at `stroke_canvas` pixels, the pen `pen` of that side
+    "stroke_canvas": 256,
+    "pen": 0.05,
+}
+CHUNK = 256  # images normalised per batched step (bounds the size of the weight tensors)
+
+
+def normalize_ink(images: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Ink-bright uint8 ``(N, H, W)`` (or one ``(H, W)``) -> normalised ``(N, size, size)``."""
+    single = images.ndim == 2
+    batch = images[None] if single else images
+    size = int(size or SETTINGS["size"])
+    out = np.empty((len(batch), size, size), np.uint8)
+    for start in range(0, len(batch), CHUNK):
+        out[start : start + CHUNK] = _normalize_chunk(batch[start : start + CHUNK], size)
+    return out[0] if single else out
+
+
+def _normalize_chunk(images: np.ndarray, size: int) -> np.ndarray:
+    ink = stretch_contrast(images)
+    return resample_frames(ink, ink_boxes(ink), size)
+
+
+def stretch_contrast(images: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, H, W)`` -> float32 ink in 0..255: paper (the border median) to 0, the ink
+    level (see the module text) to 255; a blank image becomes all paper."""
+    n = len(images)
+    flat = images.reshape(n, -1)
+    offsets = (np.arange(n, dtype=np.int64) * 256)[:, None]
+    hist = np.bincount((flat + offsets).ravel(), minlength=256 * n).reshape(n, 256)
+    border = np.concatenate(
+        [images[:, 0], images[:, -1], images[:, 1:-1, 0], images[:, 1:-1, -1]], axis=1
+    )
+    border_hist = np.bincount((border + offsets).ravel(), minlength=256 * n).reshape(n, 256)
+    paper = np.argmax(np.cumsum(border_hist, axis=1) * 2 >= border.shape[1], axis=1)
+    k = max(1, int(round(flat.shape[1] * float(SETTINGS["peak_fraction"]))))
+    from_top = np.cumsum(hist[:, ::-1], axis=1)
+    top = 255 - np.argmax(from_top >= k, axis=1)
+    brightest = 255 - np.argmax(hist[:, ::-1] > 0, axis=1)
+    floor = paper + float(SETTINGS["peak_floor"]) * (brightest - paper)
+    peak = np.maximum(top, floor)
+    gain = np.where(peak > paper, 255.0 / np.maximum(peak - paper, 1e-6), 0.0).astype(np.float32)
+    ink = images.astype(np.float32) - paper.astype(np.float32)[:, None, None]
+    ink *= gain[:, None, None]
+    return np.clip(ink, 0.0, 255.0, out=ink)
+
+
+def ink_boxes(ink: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` float boxes ``(top, bottom, left, right)`` (pixel edges) of each image's ink.
+
+    A blank image gets the whole frame.
+    """
+    mask = ink > 255.0 * float(SETTINGS["threshold"])
+    n, h, w = mask.shape
+    boxes = np.empty((n, 4), np.float64)
+    for axis, (lo, hi), length in ((2, (0, 1), h), (1, (2, 3), w)):
+        counts = mask.sum(axis=axis).astype(np.float64)  # per row (axis 2) or per column
+        total = counts.sum(axis=1, keepdims=True)
+        cut = np.floor(total * float(SETTINGS["trim"]))
+        cum = np.cumsum(counts, axis=1)
+        first = np.argmax(cum > cut, axis=1)
+        last = _last_index(counts, cut)
+        blank = total[:, 0] == 0
+        boxes[:, lo] = np.where(blank, 0, first)
+        boxes[:, hi] = np.where(blank, length, last + 1)
+    return boxes
+
+
+def _last_index(counts: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Per row of ``counts``: the last index at which more than ``cut`` pixels remain to its end."""
+    tail = np.cumsum(counts[:, ::-1], axis=1)
+    return counts.shape[1] - 1 - np.argmax(tail > cut, axis=1)
+
+
+def resample_frames(ink: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Area-average each image's square frame around its box to uint8 ``(N, size, size)``."""
+    top, bottom, left, right = boxes.T
+    side = np.maximum(np.maximum(bottom - top, right - left), 1.0)
+    side = side * (1.0 + 2.0 * float(SETTINGS["margin"]))
+    step = side / size
+    rows = _taps((top + bottom) / 2 - side / 2, step, size, ink.shape[1])
+    cols = _taps((left + right) / 2 - side / 2, step, size, ink.shape[2])
+    index, weight = rows
+    tall = np.einsum("nik,nikw->niw", weight, _gather_rows(ink, index))  # (N, size, W)
+    index, weight = cols
+    out = np.einsum("njk,njki->nij", weight, _gather_rows(tall.transpose(0, 2, 1), index))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _gather_rows(images: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``images[n, index[n, ...]]`` for each image ``n``: rows ``(N, *index.shape[1:], W)``."""
+    n, h, w = images.shape
+    flat = index + (np.arange(n) * h).reshape((n,) + (1,) * (index.ndim - 1))
+    rows = np.take(np.ascontiguousarray(images).reshape(n * h, w), flat.ravel(), axis=0)
+    return rows.reshape(index.shape + (w,))
+
+
+def _taps(start: np.ndarray, step: np.ndarray, size: int, length: int) -> tuple[np.ndarray, ...]:
+    """Source indices and weights ``(N, size, K)``: output cell ``i`` averages the source span
+    ``[start + i step, start + (i+1) step)``; cells outside ``0..length`` are paper (weight 0)."""
+    lo = start[:, None] + step[:, None] * np.arange(size)[None, :]
+    taps = int(np.ceil(step.max())) + 1
+    first = np.floor(lo)
+    cells = first[:, :, None] + np.arange(taps)[None, None, :]
+    hi = (lo + step[:, None])[:, :, None]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo[:, :, None], cells), 0.0, None)
+    inside = (cells >= 0) & (cells < length)
+    weight = np.where(inside, overlap / step[:, None, None], 0.0).astype(np.float32)
+    return np.clip(cells, 0, length - 1).astype(np.intp), weight
+
+
+def draw_strokes(strokes: Sequence[np.ndarray]) -> np.ndarray:
+    """Stroke data (each stroke ``(n, 2)`` points ``x, y``, y down, any unit) -> ink-bright uint8
+    drawing with the canonical pen, ready for :func:`normalize_ink`."""
+    strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes if len(s)]
+    if not strokes:
+        raise ValueError("no strokes to draw")
+    points = np.concatenate(strokes)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    longer = float(np.max(hi - lo))
+    reference = float(SETTINGS["stroke_canvas"])
+    scale = reference / longer if longer > 0 else 1.0
+    pen = float(SETTINGS["pen"]) * reference
+    pad = int(np.ceil(pen)) + 2
+    extent = np.ceil((hi - lo) * scale).astype(int) + 2 * pad
+    canvas = Image.new("L", (int(extent[0]), int(extent[1])), 0)
+    draw = ImageDraw.Draw(canvas)
+    radius = pen / 2
+    for stroke in strokes:
+        xy = (stroke - lo) * scale + pad
+        if len(xy) > 1:
+            draw.line([tuple(p) for p in xy.tolist()], fill=255, width=int(round(pen)))
+        for x, y in xy.tolist():  # round caps and joins
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    return np.asarray(canvas, dtype=np.uint8)
+
+
+def strokes_input(strokes: Sequence[np.ndarray], size: int | None = None) -> np.ndarray:
+    """Stroke data -> the normalised ``(size, size)`` uint8 model image."""
+    return normalize_ink(draw_strokes(strokes), size)
