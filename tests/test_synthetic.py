@@ -217,3 +217,25 @@ def test_set_names_are_not_read_as_characters():
     with pytest.raises(ValueError, match="not a named class set"):
         resolve_classes("katakana_all")
     assert resolve_classes("亜a") == ["亜", "a"]
+
+
+@pytest.mark.parametrize("family", ["touch", "print"])
+def test_new_families_render_deterministically_under_their_name(tmp_path, family) -> None:
+    cfg = make_cfg(tmp_path, writers={family: 2})
+    first = build(cfg)
+    assert first.source_names == [f"synthetic/{family}"]
+    assert len(first.images) == 2 * len(FEW) and np.asarray(first.images).max() == 255
+    again = synthetic.generate(cfg, list(FEW), synthetic._writer_counts(cfg), progress=False)
+    assert np.array_equal(again.images, np.asarray(first.images))
+    other = synthetic.generate(
+        make_cfg(tmp_path, writers={family: 2}, seed=1), list(FEW), {**again.info["writers"]}, False
+    )
+    assert not np.array_equal(other.images, again.images)
+
+
+def test_touch_writers_draw_thinner_lines_than_brush_writers(tmp_path) -> None:
+    data = build(make_cfg(tmp_path, classes="一十永東", writers={"touch": 3, "brush": 3}))
+    images, families = np.asarray(data.images), np.asarray(data.sources)
+    ink = (images > 128).mean(axis=(1, 2))
+    assert data.source_names == ["synthetic/brush", "synthetic/touch"]
+    assert ink[families == 1].mean() < 0.7 * ink[families == 0].mean()

@@ -31,6 +31,7 @@ _REGISTRY: Registry[Builder] = Registry(
         "combined_all_etl": "kanji_lab.data.etl_source",
         "auto": "kanji_lab.data.etl_source",
         "folder": "kanji_lab.data.folder",
+        "strokes": "kanji_lab.data.stroke_source",
     },
 )
 

@@ -61,10 +61,11 @@ def generate(
 ) -> cache.CharacterSet:
     """Generate every writer's copy of every class."""
     all_strokes = {c: s for c in classes if (s := strokes.load_strokes(c)) is not None}
-    font_files = _font_files(cfg) if writers["font"] else []
+    font_writers = max(writers[f] for f in render.FONT_FAMILIES)
+    font_files = _font_files(cfg) if font_writers else []
     font_only = [c for c in classes if c not in all_strokes]
     if font_only:  # font writer k uses font k mod len(fonts): only the first few may be in use
-        _check_fallback(font_only, font_files[: writers["font"]])
+        _check_fallback(font_only, font_files[:font_writers])
     tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
     families = [f for f in render.FAMILIES if writers[f]]
@@ -148,7 +149,7 @@ def _tasks(
     writer = 0
     for family in render.FAMILIES:
         for k in range(writers[family]):
-            font_file = font_files[k % len(font_files)] if family == "font" else ""
+            font_file = font_files[k % len(font_files)] if family in render.FONT_FAMILIES else ""
             chars = "".join(classes) if font_file else drawable
             for start in range(0, len(chars), BLOCK):
                 yield seed, writer, family, font_file, chars[start : start + BLOCK]
@@ -228,6 +229,6 @@ def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -
         "kanjivg": importlib.metadata.version("kanjivg"),
         "seed": _seed(cfg),
         "writers": writers,
-        "fonts": font_specs if writers["font"] else [],
+        "fonts": font_specs if any(writers[f] for f in render.FONT_FAMILIES) else [],
         "classes": hashlib.sha1("".join(classes).encode()).hexdigest(),
     }
