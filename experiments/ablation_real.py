@@ -99,7 +99,7 @@ def evaluate(
     return {
         "top1": metrics["top1"],
         "top5": metrics["top5"],
-        "n": metrics["scored"] if "scored" in metrics else None,
+        "n": metrics.get("scored"),
         "per_source": {k: round(v["acc"], 4) for k, v in metrics["per_source"].items()},
         "confused": metrics["confused_pairs"][:8],
     }
