@@ -118,3 +118,17 @@ def test_stroke_source_caches_what_strokes_input_draws(tmp_path):
     ).data
     images = np.load(build_strokes(cfg, progress=False) / "images.npy")
     assert np.array_equal(images[0], strokes_input(JU))
+
+
+def test_thin_lines_on_a_large_canvas_are_thickened(monkeypatch):
+    canvas = np.zeros((400, 400), np.uint8)
+    canvas[100:300, 198:202] = 255  # a 4 px line, 200 px long: well under a pixel at 64x64
+    canvas[198:202, 100:300] = 255
+    monkeypatch.setitem(normalize.SETTINGS, "min_width", 0.0)
+    thin, pen = normalize_ink(canvas), strokes_input(JU)
+    monkeypatch.setitem(normalize.SETTINGS, "min_width", 2.5)
+    thick = normalize_ink(canvas)
+    assert np.array_equal(pen, strokes_input(JU))  # the canonical pen is wider: left alone
+    widths = normalize.stroke_widths(np.stack([thin, thick]).astype(np.float32))
+    assert widths[0] < 2.2 and widths[1] >= 2.5
+    assert np.abs(np.subtract(ink_box(thick), ink_box(thin))).max() <= 2

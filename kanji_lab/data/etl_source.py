@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, etl, sources
 from kanji_lab.data.cache_writer import CacheWriter
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.data.sources import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def fingerprint(cfg: DictConfig, files: list[PartFile]) -> dict[str, Any]:
         "source": cfg.get("source"),
         "decoder": DECODER_VERSION,
         "image_size": cache.IMAGE_SIZE,
+        "normalize": NORMALIZE_SETTINGS,
         "include_models": bool(cfg.get("include_models", False)),
         "files": [
             {

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, sources
 from kanji_lab.data.images import normalize_image
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.data.sources import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def fingerprint(root: Path, rows: list[dict[str, str]], invert: str) -> dict[str
         "root": str(root.resolve()),
         "invert": invert,
         "digest": digest.hexdigest(),
+        "normalize": NORMALIZE_SETTINGS,
     }
 
 

@@ -69,7 +69,9 @@ def read_tomoe(path: Path) -> list[Trace]:
     if skipped:
         log.warning(
             "%s: skipped %d blocks not labelled with one character: %s",
-            path, len(skipped), " ".join(skipped[:10]),
+            path,
+            len(skipped),
+            " ".join(skipped[:10]),
         )
     return [t for t in traces if len(t.char) == 1]
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, fonts, render, strokes
 from kanji_lab.data.charsets import resolve_classes
+from kanji_lab.data.normalize import SETTINGS
 from kanji_lab.data.sources import DataSourceError, register
 
 GENERATOR_VERSION = 4  # bump when the generated images change, so stale caches are rebuilt
@@ -226,6 +227,7 @@ def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -
     return {
         "source": "synthetic",
         "generator": GENERATOR_VERSION,
+        "normalize": SETTINGS,
         "kanjivg": importlib.metadata.version("kanjivg"),
         "seed": _seed(cfg),
         "writers": writers,
