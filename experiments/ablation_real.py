@@ -127,18 +127,17 @@ def main() -> None:
         run_dir = newest(out / "train" / "runs")
         trained = json.loads((run_dir / "metrics.json").read_text())
         pad = make_pad_folder(Path(tmp) / "pad", classes)
-        strokes = ["data=strokes", "split=all"]
-        sets = {
-            "synthetic": evaluate(run_dir, [], env, out, code),  # scored by the code that trained
-            "tomoe": evaluate(run_dir, [*strokes, f"data.root={REALDEV / 'tomoe'}"], env, out),
-            "tegaki": evaluate(
-                run_dir,
-                [*strokes, f"data.root={REALDEV / 'tegaki' / 'hiragana-writer1.charcol.gz'}"],
-                env,
-                out,
-            ),
-            "pad": evaluate(run_dir, ["data=folder", f"data.root={pad}", "split=all"], env, out),
+        # real sets are read by the training code when it can (the same normalisation settings)
+        reader = code if (code / "kanji_lab" / "data" / "stroke_source.py").is_file() else ROOT
+        tegaki = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
+        real = {
+            "tomoe": ["data=strokes", f"data.root={REALDEV / 'tomoe'}"],
+            "tegaki": ["data=strokes", f"data.root={tegaki}"],
+            "pad": ["data=folder", f"data.root={pad}"],
         }
+        sets = {"synthetic": evaluate(run_dir, [], env, out, code)}  # by the code that trained
+        for name, data in real.items():
+            sets[name] = evaluate(run_dir, [*data, "split=all"], env, out, reader)
     row = {
         "row": args.row,
         "overrides": args.overrides,
