@@ -16,6 +16,7 @@ from tqdm import tqdm
 from kanji_lab.config import config_dir
 from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.weights import load_weights
 from kanji_lab.run_dir import CONFIG_FILE, RunDirError, write_json
@@ -36,8 +37,20 @@ def load_run(run_dir: Path) -> tuple[torch.nn.Module, list[str], DictConfig]:
             "(runs go under outputs/train/runs/ by default)"
         )
     net, meta = load_weights(weights)
+    warn_if_normalised_otherwise(meta["preprocessing"].get("normalize"))
     train_cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     return net, meta["labels"], train_cfg
+
+
+def warn_if_normalised_otherwise(trained: dict[str, Any] | None) -> None:
+    """Data sources normalise with this version's settings; say so when the model's differ."""
+    if trained != NORMALIZE_SETTINGS:
+        log.warning(
+            "the model was trained on images normalised with %s, the data is normalised with %s "
+            "(this version): scores may be lower than the model can reach",
+            trained or "an earlier version's settings",
+            NORMALIZE_SETTINGS,
+        )
 
 
 def choose_split(requested: str, data: DictConfig, trained_on: DictConfig) -> str:

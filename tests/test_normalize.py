@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from kanji_lab.data import etl, normalize
 from kanji_lab.data.normalize import draw_strokes, normalize_ink, strokes_input
 from kanji_lab.data.stroke_source import build_strokes
-from kanji_lab.predict import load_image
+from kanji_lab.models import weights
+from kanji_lab.predict import load_image, trained_normalization
 from tests.conftest import compose_app
 from tests.etl_fixtures import Glyph, g_record, write
 
@@ -132,3 +134,18 @@ def test_thin_lines_on_a_large_canvas_are_thickened(monkeypatch):
     widths = normalize.stroke_widths(np.stack([thin, thick]).astype(np.float32))
     assert widths[0] < 2.2 and widths[1] >= 2.5
     assert np.abs(np.subtract(ink_box(thick), ink_box(thin))).max() <= 2
+
+
+def test_predict_uses_the_normalisation_the_model_was_trained_with(tmp_path, monkeypatch):
+    """A model trained with other settings (here a wider margin) gets its own framing back."""
+    own = {**normalize.SETTINGS, "margin": 0.2}
+    monkeypatch.setitem(weights.PREPROCESSING, "normalize", own)
+    weights.save_weights(tmp_path / "model.safetensors", torch.nn.Linear(1, 1), "cnn", {}, ["十"])
+    monkeypatch.undo()
+    assert trained_normalization(tmp_path) == own
+    drawing = draw_strokes(JU)
+    Image.fromarray(255 - drawing).save(tmp_path / "ju.png")
+    wide = load_image(tmp_path / "ju.png", settings=trained_normalization(tmp_path))
+    assert np.array_equal(wide, normalize_ink(drawing, settings=own))
+    assert not np.array_equal(wide, load_image(tmp_path / "ju.png"))
+    assert trained_normalization(tmp_path / "nowhere") is None
