@@ -239,3 +239,16 @@ def test_touch_writers_draw_thinner_lines_than_brush_writers(tmp_path) -> None:
     ink = (images > 128).mean(axis=(1, 2))
     assert data.source_names == ["synthetic/brush", "synthetic/touch"]
     assert ink[families == 1].mean() < 0.7 * ink[families == 0].mean()
+
+
+def test_kana_copies_draw_each_kana_anew(tmp_path) -> None:
+    once = build(make_cfg(tmp_path, writers={"pen": 2}))
+    thrice = build(make_cfg(tmp_path, writers={"pen": 2}, kana_copies=3))
+    codes = np.asarray(thrice.codepoints)
+    assert (codes == ord("あ")).sum() == 6 and (codes == ord("亜")).sum() == 2
+    kana = np.asarray(thrice.images)[codes == ord("あ")]
+    assert len({image.tobytes() for image in kana}) == 6  # every copy is its own sample
+    first = np.asarray(once.images)[np.asarray(once.codepoints) == ord("あ")]
+    assert any(np.array_equal(first[0], image) for image in kana)  # copy 0 is the plain sample
+    with pytest.raises(sources.DataSourceError, match="kana_copies"):
+        build(make_cfg(tmp_path, kana_copies=0))
