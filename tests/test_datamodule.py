@@ -6,7 +6,7 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
-from lightning.pytorch.utilities.data import _is_dataloader_shuffled, _update_dataloader
+from lightning.pytorch.utilities.data import _update_dataloader
 from omegaconf import OmegaConf
 
 from kanji_lab.data.datamodule import CharacterDataModule, ResidentBatches
@@ -140,41 +140,37 @@ def _row_targets(dm):
 
 def test_resident_shards_follow_the_dataloader_path_under_ddp(tmp_path):
     """Lightning shards the DataLoader path under DDP by wrapping its batch sampler (a
-    DistributedSamplerWrapper); applied here as Lightning applies it, it gives each rank the same
-    batches as the resident path's own sharding, epoch by epoch, padding included."""
+    DistributedSamplerWrapper that shuffles the batches of a training loader by seed + epoch);
+    applied here as Lightning applies it, it gives each rank the same batches as the resident
+    path's own sharding, epoch by epoch, padding included. (test_ddp checks it in real DDP.)"""
     dm = _row_targets(_datamodule(tmp_path, True))
     n = len(dm.splits["train"])
-    # an odd number of batches, the last one short: rank 1 gets a padding batch
+    # an odd number of batches, the last one short: one rank gets a padding batch
     dm.batch_size = next(b for b in range(5, n) if -(-n // b) % 2 == 1 and n % b)
     n_batches = len(dm.loader("train", shuffle=True, resident=False))
     train = set(dm.splits["train"].tolist())
-    orders = []
+    firsts = []
     for epoch in (0, 1):
         per_rank = []
         for rank in (0, 1):
             streamed = dm.loader("train", shuffle=True, resident=False)
+            # what Lightning's _process_dataloader does with a training DataLoader
             sampler = _get_distributed_sampler(
-                streamed,
-                shuffle=_is_dataloader_shuffled(streamed),
-                overfit_batches=0,
-                num_replicas=2,
-                rank=rank,
+                streamed, shuffle=True, overfit_batches=0, num_replicas=2, rank=rank, seed=11
             )
             streamed = _update_dataloader(streamed, sampler)
             plain = dm.loader("train", shuffle=True)
-            resident = ResidentBatches(
-                plain.indices, plain.sampler, plain.device, {"num_replicas": 2, "rank": rank}
-            )
+            shard = {"num_replicas": 2, "rank": rank, "shuffle": True, "seed": 11}
+            resident = ResidentBatches(plain.indices, plain.sampler, plain.device, shard)
             for loader in (streamed, resident):  # what Lightning does at each epoch start
                 _set_sampler_epoch(loader, epoch)
             a = [dm.on_after_batch_transfer(b, 0)[1].tolist() for b in streamed]
             b = [dm.on_after_batch_transfer(b, 0)[1].tolist() for b in resident]
             assert a == b and len(b) == (n_batches + 1) // 2
             per_rank.append(b)
-        rows = [sorted(r for batch in rank for r in batch) for rank in per_rank]
-        assert set(rows[0]) | set(rows[1]) == train
-        # the one overlap is the padding: rank 1's last batch repeats the epoch's first batch
-        assert per_rank[1][-1] == per_rank[0][0]
-        assert not set(rows[0]) & set(r for batch in per_rank[1][:-1] for r in batch)
-        orders.append(per_rank[0][0])
-    assert orders[0] != orders[1]  # a new order each epoch
+        batches = [tuple(b) for rank in per_rank for b in rank]
+        assert len(batches) == n_batches + 1 and len(set(batches)) == n_batches  # one padding
+        rows = [r for b in set(batches) for r in b]
+        assert sorted(rows) == sorted(train)  # together: every training sample once
+        firsts.append(per_rank[0][0])
+    assert firsts[0] != firsts[1]  # a new order each epoch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,12 @@ class ResidentBatches:
     step yields a slice of it, so no image crosses from the host during training.
 
     Lightning shards only DataLoaders, so under DDP this shards itself, exactly as Lightning shards
-    the DataLoader path (which wraps the :class:`EpochBatchSampler` in a
-    ``DistributedSamplerWrapper``): ``shard={"num_replicas": W, "rank": r}`` gives rank ``r`` the
-    batches ``r, r + W, ...`` of the epoch's order, the order padded with its first batches to a
-    multiple of ``W``; ``unrepeated=True`` (prediction) pads nothing, as Lightning does there.
+    the DataLoader path: it wraps the :class:`EpochBatchSampler` in a ``DistributedSamplerWrapper``
+    that treats each batch as one item: with ``shard={"num_replicas": W, "rank": r, "shuffle": s,
+    "seed": k}`` the epoch's batches are permuted by ``torch.randperm`` seeded with ``k + epoch``
+    (training: ``s`` true, ``k`` the global seed), padded with their first batches to a multiple
+    of ``W``, and rank ``r`` gets batches ``r, r + W, ...``; ``unrepeated=True`` (prediction)
+    pads nothing, as Lightning does there.
     """
 
     batch_sampler = None  # Lightning reads ``sampler`` (for set_epoch) and this, as on a DataLoader
@@ -90,9 +93,7 @@ class ResidentBatches:
         self.sampler: Sampler = sampler
         if shard and shard.get("num_replicas", 1) > 1:
             wrap = UnrepeatedDistributedSamplerWrapper if unrepeated else DistributedSamplerWrapper
-            self.sampler = wrap(
-                sampler, num_replicas=shard["num_replicas"], rank=shard["rank"], shuffle=False
-            )
+            self.sampler = wrap(sampler, **shard)
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -235,9 +236,8 @@ class CharacterDataModule(pl.LightningDataModule):
         if resident and self.trainer is None and self.resident_device is None:
             self.place(torch.device("cpu"))
         if resident and self.resident is not None:
-            return ResidentBatches(
-                indices, sampler, self.resident[0].device, self._shard(), unrepeated
-            )
+            shard = self._shard(train=shuffle)
+            return ResidentBatches(indices, sampler, self.resident[0].device, shard, unrepeated)
         return DataLoader(
             IndexedBatches(self.data.images, self.targets, indices),
             batch_size=None,
@@ -246,9 +246,10 @@ class CharacterDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def _shard(self) -> dict[str, int] | None:
-        """This rank's part under DDP, where Lightning would shard a DataLoader (it leaves other
-        iterables alone), else None."""
+    def _shard(self, train: bool) -> dict[str, Any] | None:
+        """This rank's part under DDP, chosen as Lightning chooses it for a DataLoader (it leaves
+        other iterables alone): for training it shuffles the batch order by the global seed
+        (``PL_GLOBAL_SEED``) and the epoch, except with ``overfit_batches``. None: one process."""
         trainer = self.trainer
         if trainer is None or trainer.world_size <= 1:
             return None
@@ -259,6 +260,8 @@ class CharacterDataModule(pl.LightningDataModule):
         return {
             "num_replicas": kwargs.get("num_replicas", trainer.world_size),
             "rank": kwargs.get("rank", trainer.global_rank),
+            "shuffle": train and not trainer.overfit_batches,
+            "seed": int(os.getenv("PL_GLOBAL_SEED", 0)),
         }
 
     def train_dataloader(self) -> DataLoader | ResidentBatches:
