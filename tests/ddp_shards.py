@@ -12,10 +12,9 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from kanji_lab.data.datamodule import CharacterDataModule
-from tests.conftest import TINY_CLASSES, compose_train  # the import registers the tiny source
+from tests.conftest import compose_train, tiny_data  # the import registers the tiny source
 
 BATCH = 7  # the tiny training split makes an even number of batches: no padding
 
@@ -54,17 +53,7 @@ class RowRecorder(pl.LightningModule):
 def main(out: str) -> None:
     out_dir = Path(out)
     cfg = compose_train(["trainer=ddp_sim"], out_dir / "run", out_dir / "cache")
-    data = OmegaConf.create(
-        {
-            "source": "tiny",
-            "name": "tiny",
-            "classes": TINY_CLASSES,
-            "writers": 12,
-            "seed": 0,
-            "cache_dir": str(out_dir / "cache"),
-            "split": {"by": "writer", "val": 0.1, "test": 0.1, "seed": 0},
-        }
-    )
+    data = tiny_data(out_dir / "cache")
     for in_memory in (True, False):
         dm = RowDataModule(data, batch_size=BATCH, seed=3, in_memory=in_memory)
         dm.setup("fit")  # before the trainer exists, as train.py does

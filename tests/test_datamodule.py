@@ -7,25 +7,14 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
 from lightning.pytorch.utilities.data import _update_dataloader
-from omegaconf import OmegaConf
 
 from kanji_lab.data.datamodule import CharacterDataModule, ResidentBatches
 from kanji_lab.models.module import CharacterClassifier
-from tests.conftest import TINY_CLASSES
+from tests.conftest import TINY_CLASSES, tiny_data
 
 
 def _datamodule(cache_dir, in_memory):
-    data = OmegaConf.create(
-        {
-            "source": "tiny",
-            "name": "tiny",
-            "classes": TINY_CLASSES,
-            "writers": 12,
-            "seed": 0,
-            "cache_dir": str(cache_dir),
-            "split": {"by": "writer", "val": 0.1, "test": 0.1, "seed": 0},
-        }
-    )
+    data = tiny_data(cache_dir)
     dm = CharacterDataModule(data, batch_size=7, seed=3, in_memory=in_memory)
     dm.setup("fit")
     return dm
