@@ -191,7 +191,7 @@ class CharacterDataModule(pl.LightningDataModule):
         if self.resident_device == device:
             return
         held = self.resident
-        self.resident, self.resident_device = None, None  # free the old copy before the new one
+        self.resident, self.resident_device = None, None
         if not self._keep_resident(device):
             return
         if held is None:
