@@ -284,9 +284,13 @@ class RowRecorder(pl.LightningModule):
 def check_nvml(ctx: Context, shared: dict) -> dict:
     from kanji_lab.callbacks.energy import cuda_identity, gpu_meter
 
+    try:
+        import pynvml  # noqa: F401
+    except ImportError:
+        return {"ok": None, "skipped": "nvidia-ml-py is not installed: pip install -e '.[gpu]'"}
     meter = gpu_meter([0])
     if meter is None:
-        return {"ok": False, "error": "no NVML: pip install nvidia-ml-py (the gpu extra)"}
+        return {"ok": False, "error": "NVML is installed but refused (no driver access?)"}
     x = torch.randn(4096, 4096, device="cuda")
     meter.start()
     start = time.perf_counter()
