@@ -116,11 +116,10 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path, tmp_cache, wandb_env
     run = tmp_path / "run"
     overrides = [*tiny_overrides(), "debug=limit", "logger=wandb", "callbacks.onnx_export=null"]
     train(compose_train([*overrides, "trainer.max_epochs=1"], run, tmp_cache))
-    first = _offline_runs(run)
-    assert len(first) == 1
-    run_id = (run / "wandb" / "run_id").read_text().strip()
-    assert first[0].name.endswith(f"-{run_id}")
+    assert len(_offline_runs(run)) == 1
     # resumed (here: with nothing left to train) into the same directory
     train(compose_train([*overrides, "trainer.max_epochs=1", f"resume={run}"], run, tmp_cache))
-    ids = {p.name.rsplit("-", 1)[1] for p in _offline_runs(run)}
-    assert ids == {run_id}, "one W&B run id for the whole run, resume included"
+    runs = _offline_runs(run)
+    ids = {p.name.rsplit("-", 1)[1] for p in runs}
+    assert len(runs) == 2 and len(ids) == 1, "one W&B run id for the whole run, resume included"
+    assert ids == {(run / "wandb" / "run_id").read_text().strip()}
