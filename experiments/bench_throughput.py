@@ -12,7 +12,9 @@ ratio, which is the figure that holds on a noisy machine.
     python experiments/bench_throughput.py           # full size
     python experiments/bench_throughput.py --devices cuda --epochs 30   # + 30 whole CNN epochs
 
-Writes experiments/results/bench_throughput.json (.md) and prints one JSON object last.
+Writes experiments/results/bench_throughput.json (.md) and the README's table; a quick or partial
+run (--quick, fewer samples or steps, some models) writes bench_throughput_quick.json (.md) only.
+Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -231,9 +233,26 @@ def main() -> None:
         "timed_steps": args.steps,
         "devices": results,
     }
-    record("bench_throughput", summary, _markdown(summary))
+    name, readme = destination(args)
+    record(name, summary, _markdown(summary), readme=readme)
+    print(
+        f"recorded as experiments/results/{name}.json" + ("" if readme else " (README unchanged)")
+    )
     print(f"devices: {', '.join(r['name'] for r in results)}")
     print(json.dumps(summary))
+
+
+def destination(args: argparse.Namespace) -> tuple[str, bool]:
+    """Where a run's figures go: a full run (ETL9G's size, 40+ timed steps, every architecture)
+    is ``bench_throughput`` and updates the README's table; a quick or partial one is recorded
+    apart, as ``bench_throughput_quick``, and leaves the README's full-size figures alone."""
+    full = (
+        not args.quick
+        and args.samples >= ETL9G_SAMPLES
+        and args.steps >= 40
+        and set(args.models) >= set(architectures())
+    )
+    return ("bench_throughput", True) if full else ("bench_throughput_quick", False)
 
 
 def _markdown(summary: dict) -> str:

@@ -7,10 +7,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kanji_lab.data.sources import DataSourceError
 from kanji_lab.run_dir import RunDirError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DataSourceError(ValueError):
+    """A data source cannot be used as configured; the message says how to fix it."""
+
+
 USER_ERRORS = (DataSourceError, RunDirError)
 EXIT_CODE = 2
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kanji_lab.data import cache, fonts, sources, synthetic
 from kanji_lab.data.strokes import load_strokes, sample_path
+from kanji_lab.errors import DataSourceError
 
 FONTS = [
     {"package": "pylopdf_fonts_cjk", "path": "NotoSansJP-Regular.otf"},
@@ -186,13 +187,13 @@ def test_characters_without_strokes_fall_back_to_fonts(tmp_path: Path) -> None:
     ],
 )
 def test_bad_inputs_raise_clear_errors(tmp_path: Path, overrides: dict, message: str) -> None:
-    with pytest.raises(sources.DataSourceError, match=message):
+    with pytest.raises(DataSourceError, match=message):
         sources.build_cache(make_cfg(tmp_path, **overrides), progress=False)
 
 
 def test_no_font_glyph_and_no_strokes(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, classes="亜\U0010fffc", writers={"pen": 1, "font": 1})
-    with pytest.raises(sources.DataSourceError, match="neither KanjiVG stroke data nor a glyph"):
+    with pytest.raises(DataSourceError, match="neither KanjiVG stroke data nor a glyph"):
         sources.build_cache(cfg, progress=False)
 
 
@@ -250,5 +251,5 @@ def test_kana_copies_draw_each_kana_anew(tmp_path) -> None:
     assert len({image.tobytes() for image in kana}) == 6  # every copy is its own sample
     first = np.asarray(once.images)[np.asarray(once.codepoints) == ord("あ")]
     assert any(np.array_equal(first[0], image) for image in kana)  # copy 0 is the plain sample
-    with pytest.raises(sources.DataSourceError, match="kana_copies"):
+    with pytest.raises(DataSourceError, match="kana_copies"):
         build(make_cfg(tmp_path, kana_copies=0))

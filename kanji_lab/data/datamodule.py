@@ -19,25 +19,47 @@ from kanji_lab.data import sources
 from kanji_lab.data.augment import BatchAugment
 from kanji_lab.data.cache import CharacterSet, open_cache
 from kanji_lab.data.splits import split_indices, train_only
+from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
 
 class EpochBatchSampler(Sampler[np.ndarray]):
     """Yields index batches; the shuffle order depends only on (seed, epoch), so a resumed run
-    sees the same batches it would have seen without the interruption."""
+    sees the same batches it would have seen without the interruption.
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
+    ``min_last``: a last batch smaller than this joins the batch before it (training uses 2: a
+    batch of one sample breaks batch normalisation, e.g. ``BatchNorm1d`` in training mode)."""
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        min_last: int = 1,
+    ):
         self.size, self.batch_size = size, batch_size
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.min_last = min_last
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    def _bounds(self) -> list[int]:
         whole, rest = divmod(self.size, self.batch_size)
-        return whole + (0 if self.drop_last or rest == 0 else 1)
+        stops = [self.batch_size * (k + 1) for k in range(whole)]
+        if rest and not self.drop_last:
+            if rest < self.min_last and stops:
+                stops[-1] = self.size  # too small alone: joins the batch before it
+            else:
+                stops.append(self.size)
+        return stops
+
+    def __len__(self) -> int:
+        return len(self._bounds())
 
     def __iter__(self):
         order = (
@@ -45,8 +67,10 @@ class EpochBatchSampler(Sampler[np.ndarray]):
             if self.shuffle
             else np.arange(self.size)
         )
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start : start + self.batch_size]
+        start = 0
+        for stop in self._bounds():
+            yield order[start:stop]
+            start = stop
 
 
 class IndexedBatches(Dataset):
@@ -160,7 +184,7 @@ class CharacterDataModule(pl.LightningDataModule):
     def _load(self) -> None:
         self.data = open_cache(Path(sources.build_cache(self.cfg, progress=True)))
         if len(self.data) == 0:
-            raise sources.DataSourceError(f"data source {self.cfg.name!r} holds no samples")
+            raise DataSourceError(f"data source {self.cfg.name!r} holds no samples")
         if self.labels is None:
             self.labels = self.data.characters
         self.targets = encode_targets(self.data.codepoints, self.labels)
@@ -227,12 +251,14 @@ class CharacterDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown split {split!r}; choose from {', '.join(self.splits)}")
         indices = self.splits[split]
         if len(indices) == 0:
-            raise sources.DataSourceError(
+            raise DataSourceError(
                 f"the {split} split of {self.cfg.name!r} is empty: the source has too few writers "
                 f"for data.split fractions {OmegaConf.to_container(self.cfg.get('split', {}))}"
             )
         batch = self.batch_size if shuffle else self.eval_batch_size
-        sampler = EpochBatchSampler(len(indices), batch, shuffle, self.seed, drop_last=False)
+        sampler = EpochBatchSampler(
+            len(indices), batch, shuffle, self.seed, drop_last=False, min_last=2 if shuffle else 1
+        )
         if resident and self.trainer is None and self.resident_device is None:
             self.place(torch.device("cpu"))
         if resident and self.resident is not None:
@@ -282,15 +308,17 @@ class CharacterDataModule(pl.LightningDataModule):
             images, targets = self.resident[0][batch], self.resident[1][batch]
         else:
             images, targets = batch
-        x = images.unsqueeze(1).float() / 255.0
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x = self.augment(x)
-        return x * 2.0 - 1.0, targets
+        augment = self.augment if self.trainer is not None and self.trainer.training else None
+        return model_input(images, augment), targets
 
 
-def model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ink-bright ``(B, 64, 64)`` -> the float ``(B, 1, 64, 64)`` in [-1, 1] models take."""
-    return images.unsqueeze(1).float() / 127.5 - 1.0
+def model_input(images: torch.Tensor, augment: BatchAugment | None = None) -> torch.Tensor:
+    """uint8 ink-bright ``(B, 64, 64)`` -> the float ``(B, 1, 64, 64)`` in [-1, 1] models take;
+    ``augment`` (training) works on the images in [0, 1], before the shift to [-1, 1]."""
+    x = images.unsqueeze(1).float() / 255.0
+    if augment is not None:
+        x = augment(x)
+    return x * 2.0 - 1.0
 
 
 def encode_targets(codepoints: np.ndarray, labels: list[str]) -> np.ndarray:

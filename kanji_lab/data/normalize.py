@@ -41,7 +41,7 @@ SETTINGS: dict[str, float] = {
     "stroke_canvas": 256,
     "pen": 0.05,
     # lines thinner than this many output pixels are thickened before resizing (0: never)
-    "min_width": 0.0,
+    "min_width": 2.2,
 }
 CHUNK = 256  # images normalised per batched step (bounds the size of the weight tensors)
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from kanji_lab.data import cache, fonts, render, strokes
 from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.normalize import SETTINGS
-from kanji_lab.data.sources import DataSourceError, register
+from kanji_lab.data.sources import register
+from kanji_lab.errors import DataSourceError
 
 GENERATOR_VERSION = 4  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
