@@ -3,8 +3,11 @@
 Playwright's own browser download is not used (it cannot work on machines without internet
 access); Debian's ``chromium`` package is. ``python -m kanji_lab.web.browser`` is the setup step of
 the test command: it installs the package with apt-get when it is missing and this is a root
-shell on Debian/Ubuntu, and otherwise says how. It fails when Chromium stays missing and ``CI``
-is set (the browser tests must run there); elsewhere the browser tests then skip with a reason.
+shell on Debian/Ubuntu, and otherwise says how; it fails when Chromium stays missing and ``CI``
+is set (the browser tests must run there), elsewhere the browser tests then skip with a reason.
+It also fetches the pinned ONNX Runtime Web into the npm cache (what ``python -m kanji_lab.web``
+does on its first run), so that missing npm or an unreachable registry is reported here, the
+same way.
 """
 
 from __future__ import annotations
@@ -71,14 +74,36 @@ def _apt_install() -> bool:
     return chromium_path() is not None
 
 
+def fetch_runtime() -> Path:
+    """The pinned ONNX Runtime Web (``conf/web.yaml``) in the default npm cache."""
+    from hydra import compose, initialize_config_dir
+
+    from kanji_lab.config import config_dir
+    from kanji_lab.web.npm import runtime_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("web", overrides=["run_dir=."])
+    return runtime_dir(Path(cfg.npm.cache_dir), str(cfg.npm.version))
+
+
 def main() -> int:
+    from kanji_lab.web import WebError
+
+    problems = []
+    try:
+        print(f"kanji_lab.web.browser: ONNX Runtime Web in {fetch_runtime()}", file=sys.stderr)
+    except WebError as exc:
+        problems.append(str(exc))
     if chromium_path() is None and not _apt_install():
-        print(f"kanji_lab.web.browser: no Chromium: {INSTALL_HINT}", file=sys.stderr)
-        if os.environ.get("CI"):
-            return 1
+        problems.append(f"no Chromium: {INSTALL_HINT}")
+    else:
+        print(f"kanji_lab.web.browser: Chromium at {chromium_path()}", file=sys.stderr)
+    for problem in problems:
+        print(f"kanji_lab.web.browser: {problem}", file=sys.stderr)
+    if problems and os.environ.get("CI"):
+        return 1
+    if problems:
         print("  (the browser tests will be skipped)", file=sys.stderr)
-        return 0
-    print(f"kanji_lab.web.browser: Chromium at {chromium_path()}", file=sys.stderr)
     return 0
 
 
