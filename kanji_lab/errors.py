@@ -11,7 +11,13 @@ from kanji_lab.data.sources import DataSourceError
 from kanji_lab.run_dir import RunDirError
 
 F = TypeVar("F", bound=Callable[..., Any])
-USER_ERRORS = (DataSourceError, RunDirError)
+
+
+class UserError(Exception):
+    """Base of a command's own errors that the user fixes (the message says how)."""
+
+
+USER_ERRORS = (DataSourceError, RunDirError, UserError)
 EXIT_CODE = 2
 
 log = logging.getLogger("kanji_lab")

@@ -8,6 +8,8 @@ npm; :mod:`kanji_lab.web.serve` serves a folder on localhost. The page's JavaScr
 :func:`kanji_lab.data.normalize.strokes_input` does.
 """
 
+from kanji_lab.errors import UserError
 
-class WebError(RuntimeError):
+
+class WebError(UserError):
     """The site cannot be built or served as asked; the message says what to do."""

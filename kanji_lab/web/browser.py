@@ -74,8 +74,9 @@ def _apt_install() -> bool:
     return chromium_path() is not None
 
 
-def fetch_runtime() -> Path:
-    """The pinned ONNX Runtime Web (``conf/web.yaml``) in the default npm cache."""
+def fetch_runtime() -> tuple[Path, str]:
+    """The folder and version of the pinned ONNX Runtime Web (``conf/web.yaml``) in the default
+    npm cache, installed when missing."""
     from hydra import compose, initialize_config_dir
 
     from kanji_lab.config import config_dir
@@ -83,7 +84,8 @@ def fetch_runtime() -> Path:
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("web", overrides=["run_dir=."])
-    return runtime_dir(Path(cfg.npm.cache_dir), str(cfg.npm.version))
+    version = str(cfg.npm.version)
+    return runtime_dir(Path(cfg.npm.cache_dir), version), version
 
 
 def main() -> int:
@@ -91,7 +93,8 @@ def main() -> int:
 
     problems = []
     try:
-        print(f"kanji_lab.web.browser: ONNX Runtime Web in {fetch_runtime()}", file=sys.stderr)
+        folder, version = fetch_runtime()
+        print(f"kanji_lab.web.browser: ONNX Runtime Web {version} in {folder}", file=sys.stderr)
     except WebError as exc:
         problems.append(str(exc))
     if chromium_path() is None and not _apt_install():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +9,10 @@ import hydra
 from omegaconf import DictConfig
 
 from kanji_lab.config import config_dir
-from kanji_lab.errors import EXIT_CODE, reports_user_errors
-from kanji_lab.web import WebError
+from kanji_lab.errors import reports_user_errors
 from kanji_lab.web.npm import runtime_dir
 from kanji_lab.web.serve import server, url_of
 from kanji_lab.web.site import build_site, describe
-
-log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
@@ -39,11 +35,7 @@ def serve_forever(folder: Path, host: str, port: int) -> None:
 @hydra.main(config_path=config_dir(), config_name="web", version_base="1.3")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
-    try:
-        info = build(cfg)
-    except WebError as exc:
-        log.error("%s", exc)
-        raise SystemExit(EXIT_CODE) from exc
+    info = build(cfg)
     print(f"wrote {Path(cfg.out).resolve()}: {describe(info)}", flush=True)
     if cfg.serve:
         serve_forever(Path(cfg.out), str(cfg.host), int(cfg.port))

@@ -12,6 +12,7 @@
 //   strokes          a copy of the strokes on the pad
 //   preprocess(strokes)  the model input (Float32Array of size*size) the strokes give
 //   model            name, variant, classes, bytes, runtime (after ready)
+//   readyMs          when the model was ready, in ms since navigation started
 // }
 import { strokesInput } from "./normalize.js";
 
@@ -34,6 +35,7 @@ const api = {
   lastResult: null,
   lastTiming: null,
   model: null,
+  readyMs: null,
   get strokes() {
     return strokes.map((s) => s.map((p) => [p[0], p[1]]));
   },
@@ -89,6 +91,7 @@ async function load() {
     bytes: meta.bytes,
     runtime: meta.runtime,
   };
+  api.readyMs = performance.now(); // since navigation started
   showModel(api.model);
   statusLine.textContent = "Ready: write a character on the pad.";
   return api.model;
