@@ -93,26 +93,35 @@ PAGE_RUN = """async ds => {
 
 
 def measure_site(chrome, folder: Path, draws: list, loads: int) -> dict[str, Any]:
-    """Time to ready over ``loads`` fresh tabs (no cache), then every drawing in one tab."""
+    """Time to ready over ``loads`` first visits (a fresh browser context each, nothing cached)
+    and ``loads`` repeat visits (reloads in one context: the HTTP cache and the compiled WASM
+    code are reused), then every drawing in one tab."""
     with Background(folder) as url:
-        ready, fetched = [], {}
+        first, phases, fetched = [], [], {}
         for _ in range(loads):
             context = chrome.new_context()
             tab = context.new_page()
             tab.goto(url)
             tab.evaluate("() => window.kanjiLab.ready")
-            ready.append(tab.evaluate("() => window.kanjiLab.readyMs"))
+            first.append(tab.evaluate("() => window.kanjiLab.readyMs"))
+            phases.append(tab.evaluate("() => window.kanjiLab.loadMs"))
             fetched = dict(tab.evaluate(FETCHED))
             context.close()
         context = chrome.new_context()
         tab = context.new_page()
-        tab.goto(url)
-        tab.evaluate("() => window.kanjiLab.ready")
+        repeat = []
+        for _ in range(loads + 1):
+            tab.goto(url)
+            tab.evaluate("() => window.kanjiLab.ready")
+            repeat.append(tab.evaluate("() => window.kanjiLab.readyMs"))
         inputs = tab.evaluate("ds => ds.map(d => Array.from(window.kanjiLab.preprocess(d)))", draws)
         got = tab.evaluate(PAGE_RUN, draws)
         context.close()
+    steps = list(phases[0])
     return {
-        "ready_ms": ready,
+        "ready_ms": first,
+        "ready_repeat_ms": repeat[1:],  # the first goto of that context is a first visit
+        "load_steps_ms": {k: float(np.median([p[k] for p in phases])) for k in steps},
         "fetched": {u.removeprefix(url): n for u, n in fetched.items()},
         "inputs": np.asarray(inputs, np.float32),
         **got,
@@ -166,6 +175,8 @@ def main() -> None:
                 "fetched_bytes": sum(page["fetched"].values()),
                 "fetched_files": sorted(page["fetched"]),
                 "ready_ms": _stats(page["ready_ms"]),
+                "ready_repeat_ms": _stats(page["ready_repeat_ms"]),
+                "load_steps_ms": page["load_steps_ms"],
                 "recognition_ms": _stats(page["times"]),
                 "input_max_abs_diff": float(diff.max()),
                 "input_mean_abs_diff": float(diff.mean()),
@@ -188,7 +199,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 def check(sites: dict[str, Any]) -> dict[str, bool]:
     int8, flt = sites["int8"], sites["float"]
     return {
-        "ready_under_1_s": int8["ready_ms"]["median"] < TARGETS["ready_ms"],
+        "ready_under_1_s (first visit)": int8["ready_ms"]["median"] < TARGETS["ready_ms"],
         "recognition_under_30_ms": int8["recognition_ms"]["median"] < TARGETS["recognition_ms"],
         "float_agreement_100%": flt["top1_agreement"] >= TARGETS["float_agreement"],
         "int8_agreement_99%": int8["top1_agreement"] >= TARGETS["int8_agree"],
@@ -205,6 +216,7 @@ def markdown(r: dict[str, Any], note: str) -> str:
         return f"{s['median']:.1f} ms (p95 {s['p95']:.1f} ms, n={s['n']})"
 
     wasm = next(n for k, n in i8["site_bytes"].items() if k.endswith(".wasm"))
+    steps = i8["load_steps_ms"]
     rows = [
         ("page weight, INT8 site", f"{mb(i8['total_bytes'])} in {len(i8['site_bytes'])} files"),
         (
@@ -213,7 +225,18 @@ def markdown(r: dict[str, Any], note: str) -> str:
             f"{mb(wasm)} ({100 * wasm / i8['total_bytes']:.1f}%)",
         ),
         ("page weight, float site", f"{mb(fl['total_bytes'])} (model {mb(fl['model_bytes'])})"),
-        ("navigation to `ready`, INT8 / float", f"{ms(i8['ready_ms'])} / {ms(fl['ready_ms'])}"),
+        (
+            "navigation to `ready`, first visit, INT8 / float",
+            f"{ms(i8['ready_ms'])} / {ms(fl['ready_ms'])}",
+        ),
+        (
+            "of which ONNX Runtime session start (WASM compile + model), INT8",
+            f"{steps['session'] - steps['model']:.0f} ms (median)",
+        ),
+        (
+            "navigation to `ready`, repeat visit (cached), INT8 / float",
+            f"{ms(i8['ready_repeat_ms'])} / {ms(fl['ready_repeat_ms'])}",
+        ),
         ("recognition per stroke, INT8", ms(i8["recognition_ms"])),
         ("recognition per stroke, float", ms(fl["recognition_ms"])),
         (

@@ -344,3 +344,25 @@ def test_command_line_without_npm(run, tmp_path):
     )
     assert done.returncode == 2 and "Install them" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "site").exists()
+
+
+@pytest.mark.slow
+def test_command_line_builds_and_serves(run, tmp_path):
+    """``serve=true`` writes the site and serves it on 127.0.0.1 until stopped."""
+    import urllib.request
+
+    command = [sys.executable, "-m", "kanji_lab.web", f"run_dir={run}", f"out={tmp_path / 'site'}"]
+    server = subprocess.Popen(
+        [*command, "serve=true", "port=0"], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        lines = [server.stdout.readline(), server.stdout.readline()]
+        assert lines[0].startswith("wrote ") and "5 classes" in lines[0], lines
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/)", lines[1]).group(1)
+        with urllib.request.urlopen(url + "model/model.json") as response:
+            assert json.load(response)["classes"] == 5
+        with urllib.request.urlopen(url + f"ort/{WASM}") as response:
+            assert response.headers["Content-Type"] == "application/wasm"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -13,6 +13,8 @@
 //   preprocess(strokes)  the model input (Float32Array of size*size) the strokes give
 //   model            name, variant, classes, bytes, runtime (after ready)
 //   readyMs          when the model was ready, in ms since navigation started
+//   loadMs           when each loading step ended (script, description, runtime, model,
+//                    session, warmup), in ms since navigation started
 // }
 import { strokesInput } from "./normalize.js";
 
@@ -36,6 +38,7 @@ const api = {
   lastTiming: null,
   model: null,
   readyMs: null,
+  loadMs: null,
   get strokes() {
     return strokes.map((s) => s.map((p) => [p[0], p[1]]));
   },
@@ -60,19 +63,26 @@ async function fetchChecked(path, what) {
 }
 
 async function load() {
-  const meta = await (await fetchChecked("model/model.json", "The model description")).json();
-  let ort;
-  try {
-    ort = await import(here("ort/ort.wasm.bundle.min.mjs"));
-  } catch (err) {
+  const at = { script: performance.now() }; // milestones, ms since navigation started
+  // the description, the runtime and (once its name is known) the model load side by side
+  const described = fetchChecked("model/model.json", "The model description").then((r) => r.json());
+  const runtime = import(here("ort/ort.wasm.bundle.min.mjs")).catch((err) => {
     throw new Error(`ONNX Runtime Web (ort/) could not be loaded: ${err.message}`);
-  }
+  });
+  runtime.catch(() => {}); // reported below, once
+  const meta = await described;
+  at.description = performance.now();
+  const model = fetchChecked(meta.file, "The model").then((r) => r.arrayBuffer());
+  model.catch(() => {});
+  const ort = await runtime;
+  at.runtime = performance.now();
   // the bundle carries its JavaScript glue; only the binary is fetched, from next to it
   ort.env.wasm.wasmPaths = { wasm: here("ort/ort-wasm-simd-threaded.wasm") };
   ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which static hosts lack
   ort.env.wasm.proxy = false;
   ort.env.logLevel = "error";
-  const bytes = new Uint8Array(await (await fetchChecked(meta.file, "The model")).arrayBuffer());
+  const bytes = new Uint8Array(await model);
+  at.model = performance.now();
   let session;
   try {
     session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
@@ -80,9 +90,12 @@ async function load() {
     const reason = err && err.message ? err.message : String(err);
     throw new Error(`The model file ${meta.file} could not be loaded: ${reason}`);
   }
+  at.session = performance.now();
   engine = { ort, session, meta };
   const size = meta.preprocessing.size;
   await infer(new Float32Array(size * size).fill(-1)); // warm-up: the first run allocates
+  at.warmup = performance.now();
+  api.loadMs = at;
   api.model = {
     name: meta.name,
     arch: meta.arch,
