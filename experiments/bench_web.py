@@ -18,6 +18,7 @@ Writes experiments/results/bench_web.json and .md, and the README's results bloc
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -139,6 +140,7 @@ def main() -> None:
     reason = browser.missing()
     if reason:
         raise SystemExit(f"bench_web: {reason}")
+    load_start = list(os.getloadavg())
     run, note = args.run_dir, f"Run: `{args.run_dir}`."
     if run is None:
         run = train_tiny(args.out, args.classes)
@@ -185,7 +187,8 @@ def main() -> None:
                 ),
             }
         chrome.close()
-    result["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores"
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
+    result["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
     result["targets"] = check(result["sites"])
     print(markdown(result, note))
     record("bench_web", result, markdown(result, note))
@@ -258,7 +261,13 @@ def markdown(r: dict[str, Any], note: str) -> str:
     targets = "Targets (ready < 1 s, < 30 ms per stroke, agreement 100% float / 99% INT8): " + (
         "all met." if not failed else "missed: " + ", ".join(failed) + "."
     )
-    return "\n".join([head, "", table(rows), "", note, targets])
+    load = r["load_average"]
+    busy = (
+        f"Load average (1 min) {load['start'][0]:.1f} at the start, {load['end'][0]:.1f} at the "
+        f"end, on {r['machine'].split(', ')[1]}: other jobs shared the machine, so times are upper "
+        "bounds."
+    )
+    return "\n".join([head, "", table(rows), "", note, busy, targets])
 
 
 if __name__ == "__main__":
