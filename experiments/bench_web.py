@@ -249,7 +249,8 @@ def markdown(r: dict[str, Any], note: str) -> str:
         ),
         (
             "model input, browser vs Python: max / mean abs difference",
-            f"{i8['input_max_abs_diff']:.4f} / {i8['input_mean_abs_diff']:.2g} (in [-1, 1])",
+            f"{i8['input_max_abs_diff']:.2g} / {i8['input_mean_abs_diff']:.2g} (in [-1, 1]; "
+            f"one grey level is {1 / 127.5:.4f})",
         ),
     ]
     failed = [k for k, ok in r["targets"].items() if not ok]

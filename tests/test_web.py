@@ -23,6 +23,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from kanji_lab.config import config_dir
+from kanji_lab.data import normalize
 from kanji_lab.data.normalize import strokes_input
 from kanji_lab.data.strokes import load_strokes
 from kanji_lab.deploy.onnx_export import read_metadata, run_session, session
@@ -156,6 +157,7 @@ class Page:
         self.server.__exit__()
 
 
+PREPROCESS = "ds => ds.map(d => Array.from(window.kanjiLab.preprocess(d)))"
 # synthetic PointerEvents of a pen or a finger (page.mouse only makes mouse events)
 DISPATCH = """({points, type}) => {
   const pad = document.getElementById('pad');
@@ -206,7 +208,8 @@ def test_site_holds_only_what_the_page_needs(sites, run):
     }
     manifest = json.loads((folder / "model/model.json").read_text())
     assert manifest["classes"] == len(manifest["labels"]) == 5
-    assert manifest["preprocessing"]["normalize"]["pen"] > 0  # from the model's own metadata
+    model = folder / "model/model.int8.onnx"
+    assert manifest["preprocessing"] == read_metadata(model)["preprocessing"]  # the model's own
     assert (folder / "model/model.int8.onnx").read_bytes() == (run / "model.int8.onnx").read_bytes()
     assert "model/model.onnx" in sites["float"][1]["site_bytes"]
     for name in ("index.html", "app.js"):  # nothing is fetched from elsewhere
@@ -222,7 +225,8 @@ def _code(path: Path) -> str:
 def test_page_draw_undo_clear(page, sites):
     info = page.ready()
     assert info["classes"] == 5 and info["variant"] == "int8"
-    assert "5" in page.tab.locator("#model-info").inner_text()
+    facts = page.tab.locator("#model-info").inner_text()
+    assert info["name"] in facts and "int8" in facts and "5" in facts and " MB" in facts
     model = sites["int8"][0] / "model/model.int8.onnx"
     strokes = on_pad(kanjivg("愛"))
     page.draw(strokes)
@@ -271,9 +275,7 @@ def test_preprocessing_and_top1_parity(page, sites):
     page.ready()
     drawings = [kanjivg(c) for c in KANJIVG_CHARS] + tomoe(40)
     drawings = [on_pad(d) for d in drawings]
-    got = np.array(
-        page.tab.evaluate("ds => ds.map(d => Array.from(window.kanjiLab.preprocess(d)))", drawings)
-    )
+    got = np.array(page.tab.evaluate(PREPROCESS, drawings))
     want = np.stack([strokes_input([np.asarray(s) for s in d]) for d in drawings])
     diff = np.abs(got - (want.reshape(len(drawings), -1).astype(np.float32) / 127.5 - 1))
     assert diff.max() <= MAX_ABS and diff.mean() <= MEAN_ABS, (diff.max(), diff.mean())
@@ -290,6 +292,28 @@ def test_preprocessing_and_top1_parity(page, sites):
         assert tops == python, variant
         if other is not page:
             other.close()
+
+
+def test_settings_come_from_the_model(chromium, sites, tmp_path, monkeypatch):
+    """Other pen and margin in the model's description: the page follows them, like Python."""
+    folder = tmp_path / "site"
+    shutil.copytree(sites["int8"][0], folder)
+    manifest = json.loads((folder / "model/model.json").read_text())
+    changed = {"pen": 0.09, "margin": 0.15, "trim": 0.01}
+    manifest["preprocessing"]["normalize"].update(changed)
+    (folder / "model/model.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    for key, value in changed.items():
+        monkeypatch.setitem(normalize.SETTINGS, key, value)
+    drawings = [on_pad(kanjivg(c)) for c in KANJIVG_CHARS[:6]]
+    want = np.stack([strokes_input([np.asarray(s) for s in d]) for d in drawings])
+    opened = Page(chromium, folder)
+    try:
+        opened.ready()
+        got = np.array(opened.tab.evaluate(PREPROCESS, drawings))
+    finally:
+        opened.close()
+    diff = np.abs(got - (want.reshape(len(drawings), -1).astype(np.float32) / 127.5 - 1))
+    assert diff.max() <= MAX_ABS and diff.mean() <= MEAN_ABS, (diff.max(), diff.mean())
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing"])
