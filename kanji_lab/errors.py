@@ -16,7 +16,11 @@ class DataSourceError(ValueError):
     """A data source cannot be used as configured; the message says how to fix it."""
 
 
-USER_ERRORS = (DataSourceError, RunDirError)
+class UserError(Exception):
+    """Base of a command's own errors that the user fixes (the message says how)."""
+
+
+USER_ERRORS = (DataSourceError, RunDirError, UserError)
 EXIT_CODE = 2
 
 log = logging.getLogger("kanji_lab")

@@ -34,3 +34,6 @@ def test_wheel_carries_every_config(tmp_path):
     expected = {f"kanji_lab/conf/{p.relative_to(conf)}" for p in conf.rglob("*.yaml")}
     assert "kanji_lab/conf/train.yaml" in expected
     assert expected <= names
+    # the web page's files ship as package data of kanji_lab.web
+    static = ROOT / "kanji_lab" / "web" / "static"
+    assert {f"kanji_lab/web/static/{p.name}" for p in static.iterdir()} <= names

@@ -1,0 +1,448 @@
+// Strokes -> the model's input, step for step as kanji_lab/data/normalize.py defines it.
+//
+//   strokesInput(strokes, settings) = normalizeInk(drawStrokes(strokes, settings), settings)
+//
+// `settings` is the "normalize" block of the model's preprocessing metadata (pen, margin, ...);
+// nothing here hard-codes a value of it. drawStrokes reproduces the pixels Pillow's ImageDraw
+// sets for `line(width=...)` (a filled quad per segment, scanline fill) and `ellipse(fill=...)`
+// (the integer midpoint ellipse), so the ink image, and with it the 64x64 input, is the one
+// Python computes (tests/test_web.py measures the difference). No DOM: it runs in a page, a
+// worker or Node.
+
+const f32 = Math.fround;
+
+// Python's round(): half to even.
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+// C's roundf (half away from zero) and Pillow's ROUND_UP / ROUND_DOWN (towards/away from zero
+// symmetric); `single` evaluates the +-0.5 in float32, as C does for a float argument.
+const roundAway = (v) => Math.sign(v) * Math.floor(Math.abs(v) + 0.5);
+function roundUp(v, single) {
+  const h = (a) => (single ? f32(a + 0.5) : a + 0.5);
+  return v >= 0 ? Math.floor(h(v)) : -Math.floor(h(Math.abs(v)));
+}
+function roundDown(v, single) {
+  const h = (a) => (single ? f32(a - 0.5) : a - 0.5);
+  return v >= 0 ? Math.ceil(h(v)) : -Math.ceil(h(Math.abs(v)));
+}
+
+class Ink {
+  constructor(width, height) {
+    this.width = width;
+    this.height = height;
+    this.data = new Uint8Array(width * height);
+  }
+
+  point(x, y) {
+    if (x >= 0 && x < this.width && y >= 0 && y < this.height) this.data[y * this.width + x] = 255;
+  }
+
+  hline(x0, y, x1) {
+    if (y < 0 || y >= this.height || x0 >= this.width || x1 < 0) return;
+    const a = Math.max(x0, 0);
+    const b = Math.min(x1, this.width - 1);
+    if (a <= b) this.data.fill(255, y * this.width + a, y * this.width + b + 1);
+  }
+}
+
+function edge(x0, y0, x1, y1) {
+  return {
+    x0,
+    y0,
+    xmin: Math.min(x0, x1),
+    xmax: Math.max(x0, x1),
+    ymin: Math.min(y0, y1),
+    ymax: Math.max(y0, y1),
+    dx: y0 === y1 ? 0 : f32((x1 - x0) / (y1 - y0)),
+  };
+}
+
+// x of an edge on scanline y, in float32 like the C code
+const edgeX = (e, y) => f32(f32((y - e.y0) * e.dx) + e.x0);
+
+// Scanline fill of a polygon given as edges (Pillow's polygon rule, corner fix included).
+function fillPolygon(ink, edges) {
+  let ymin = ink.height - 1;
+  let ymax = 0;
+  const table = [];
+  for (const e of edges) {
+    ymin = Math.min(ymin, e.ymin);
+    ymax = Math.max(ymax, e.ymax);
+    if (e.ymin === e.ymax) ink.hline(e.xmin, e.ymin, e.xmax);
+    else table.push(e);
+  }
+  ymin = Math.max(ymin, 0);
+  ymax = Math.min(ymax, ink.height);
+  for (let y = ymin; y <= ymax; y++) {
+    const xs = [];
+    table.forEach((cur, i) => {
+      if (y < cur.ymin || y > cur.ymax) return;
+      xs.push(edgeX(cur, y));
+      if (y === cur.ymax && y < ymax) {
+        xs.push(xs[xs.length - 1]);
+      } else if ((y === cur.ymin || y === cur.ymax) && cur.dx !== 0) {
+        cornerFix(xs, table, i, y);
+      }
+    });
+    xs.sort((a, b) => a - b);
+    for (let i = 1; i < xs.length; i += 2) {
+      ink.hline(roundUp(xs[i - 1], true), y, roundDown(xs[i], true));
+    }
+  }
+}
+
+// Where two slanted edges meet at a vertex on this scanline, move the crossing next to the
+// neighbouring row's crossings so that the corner is drawn without a gap or a spike.
+function cornerFix(xs, table, i, y) {
+  const cur = table[i];
+  const last = xs.length - 1;
+  for (let k = 0; k < i; k++) {
+    const other = table[k];
+    if ((y !== other.ymin && y !== other.ymax) || other.dx === 0) continue;
+    if (roundAway(xs[last]) !== roundAway(edgeX(other, y))) continue;
+    const next = y === cur.ymax ? y - 1 : y + 1;
+    const near = edgeX(cur, next);
+    if (next < other.ymin || next > other.ymax) continue;
+    const nearOther = edgeX(other, next);
+    if (xs[last] > f32(near + 1) && xs[last] > f32(nearOther + 1)) {
+      xs[last] = roundAway(Math.max(near, nearOther)) + 1;
+    } else if (xs[last] < f32(near - 1) && xs[last] < f32(nearOther - 1)) {
+      xs[last] = roundAway(Math.min(near, nearOther)) - 1;
+    }
+    return;
+  }
+}
+
+// A segment `width` pixels wide between integer points: a quad, filled; no caps.
+function wideLine(ink, x0, y0, x1, y1, width) {
+  const dx = x1 - x0;
+  const dy = y1 - y0;
+  if (dx === 0 && dy === 0) {
+    ink.point(x0, y0);
+    return;
+  }
+  const length = Math.hypot(dx, dy);
+  const half = (width - 1) / 2;
+  const big = roundUp(half, false) / length;
+  const small = roundDown(half, false) / length;
+  const dxmin = roundDown(small * dy, false);
+  const dxmax = roundDown(big * dy, false);
+  const dymin = roundDown(small * dx, false);
+  const dymax = roundDown(big * dx, false);
+  const v = [
+    [x0 - dxmin, y0 + dymax],
+    [x1 - dxmin, y1 + dymax],
+    [x1 + dxmax, y1 - dymin],
+    [x0 + dxmax, y0 - dymin],
+  ];
+  fillPolygon(
+    ink,
+    v.map((p, k) => edge(p[0], p[1], v[(k + 1) % 4][0], v[(k + 1) % 4][1])),
+  );
+}
+
+// The filled ellipse in the integer box x0..x1, y0..y1 (inclusive). On a grid of step 2 (so
+// that the centre is a grid point), a midpoint walk along the top-right quarter of
+// x^2/a^2 + y^2/b^2 = 1 gives each row's outermost x; every row is filled between -x and x.
+function fillEllipse(ink, x0, y0, x1, y1) {
+  const a = x1 - x0;
+  const b = y1 - y0;
+  if (a < 0 || b < 0) return;
+  const a2 = a * a;
+  const b2 = b * b;
+  const miss = (x, y) => Math.abs(a2 * y * y + b2 * x * x - a2 * b2);
+  const reach = new Map(); // row (grid units) -> outermost x on that row
+  let x = a;
+  let y = b % 2;
+  for (;;) {
+    if (!reach.has(y)) reach.set(y, x);
+    if (x === a % 2 && y === b) break;
+    let nx = x;
+    let ny = y + 2;
+    let best = miss(nx, ny);
+    if (x > 1) {
+      const diagonal = miss(x - 2, y + 2);
+      if (best > diagonal) [nx, ny, best] = [x - 2, y + 2, diagonal];
+      if (best > miss(x - 2, y)) [nx, ny] = [x - 2, y];
+    }
+    x = nx;
+    y = ny;
+  }
+  for (const [row, r] of reach) {
+    for (const yy of row > 0 ? [row, -row] : [row]) {
+      ink.hline(x0 + (a - r) / 2, y0 + (yy + b) / 2, x0 + (a + r) / 2);
+    }
+  }
+}
+
+// Stroke data (each stroke an array of [x, y], y down, any unit) -> ink-bright drawing with the
+// canonical pen: the strokes' box scaled so its longer side is `stroke_canvas` pixels, the pen
+// `pen` of that side, round caps and joins (a disc at every point), a padding of the pen + 2.
+export function drawStrokes(strokes, settings) {
+  const kept = strokes.filter((s) => s.length > 0);
+  if (!kept.length) throw new Error("no strokes to draw");
+  let [lx, ly, hx, hy] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const s of kept) {
+    for (const [px, py] of s) {
+      lx = Math.min(lx, px);
+      ly = Math.min(ly, py);
+      hx = Math.max(hx, px);
+      hy = Math.max(hy, py);
+    }
+  }
+  const longer = Math.max(hx - lx, hy - ly);
+  const reference = Number(settings.stroke_canvas);
+  const scale = longer > 0 ? reference / longer : 1.0;
+  const pen = Number(settings.pen) * reference;
+  const pad = Math.ceil(pen) + 2;
+  const ink = new Ink(
+    Math.ceil((hx - lx) * scale) + 2 * pad,
+    Math.ceil((hy - ly) * scale) + 2 * pad,
+  );
+  const width = roundHalfEven(pen);
+  const radius = pen / 2;
+  for (const s of kept) {
+    const xy = s.map(([px, py]) => [(px - lx) * scale + pad, (py - ly) * scale + pad]);
+    for (let i = 1; i < xy.length; i++) {
+      const [ax, ay] = xy[i - 1];
+      const [bx, by] = xy[i];
+      wideLine(ink, Math.trunc(ax), Math.trunc(ay), Math.trunc(bx), Math.trunc(by), width);
+    }
+    for (const [px, py] of xy) {
+      const t = Math.trunc;
+      fillEllipse(ink, t(px - radius), t(py - radius), t(px + radius), t(py + radius));
+    }
+  }
+  return ink;
+}
+
+// The k-th brightest grey level of a histogram, the brightest level, the border's median.
+function levels(img) {
+  const { width: w, height: h, data } = img;
+  const hist = new Float64Array(256);
+  for (const v of data) hist[v]++;
+  const border = new Float64Array(256);
+  let count = 0;
+  const add = (v) => {
+    border[v]++;
+    count++;
+  };
+  for (let x = 0; x < w; x++) add(data[x]);
+  for (let x = 0; x < w; x++) add(data[(h - 1) * w + x]);
+  for (let y = 1; y < h - 1; y++) add(data[y * w]);
+  for (let y = 1; y < h - 1; y++) add(data[y * w + w - 1]);
+  let paper = 0;
+  for (let v = 0, cum = 0; v < 256; v++) {
+    cum += border[v];
+    if (cum * 2 >= count) {
+      paper = v;
+      break;
+    }
+  }
+  return { hist, paper };
+}
+
+// Paper (the border median) to 0, the ink level to 255: float ink in 0..255.
+export function stretchContrast(img, settings) {
+  const { hist, paper } = levels(img);
+  const k = Math.max(1, roundHalfEven(img.data.length * Number(settings.peak_fraction)));
+  let top = 0;
+  for (let v = 255, cum = 0; v >= 0; v--) {
+    cum += hist[v];
+    if (cum >= k) {
+      top = v;
+      break;
+    }
+  }
+  let brightest = 0;
+  for (let v = 255; v >= 0; v--) {
+    if (hist[v] > 0) {
+      brightest = v;
+      break;
+    }
+  }
+  const floor = paper + Number(settings.peak_floor) * (brightest - paper);
+  const peak = Math.max(top, floor);
+  const gain = peak > paper ? f32(255.0 / Math.max(peak - paper, 1e-6)) : 0;
+  const ink = new Float32Array(img.data.length);
+  for (let i = 0; i < ink.length; i++) {
+    const v = f32(f32(img.data[i] - paper) * gain);
+    ink[i] = Math.min(Math.max(v, 0), 255);
+  }
+  return ink;
+}
+
+// Per row of an axis profile: the position (0 = the first cell's leading edge) before which
+// `fraction` of the mass lies, the mass spread evenly within each cell; 0 when empty.
+function quantile(profile, fraction) {
+  let total = 0;
+  for (const v of profile) total += v;
+  if (total <= 0) return 0;
+  const target = total * fraction;
+  let before = 0;
+  for (let i = 0; i < profile.length; i++) {
+    if (before + profile[i] > target) {
+      const inside = (target - before) / Math.max(profile[i], 1e-9);
+      return i + Math.min(Math.max(inside, 0), 1);
+    }
+    before += profile[i];
+  }
+  return profile.length - 1;
+}
+
+// [top, bottom, left, right] (pixel edges): all but `trim` (each side) of the mass of the ink
+// above `threshold` x 255, per axis, sub-pixel.
+export function inkBox(ink, width, height, settings) {
+  const limit = 255.0 * Number(settings.threshold);
+  const rows = new Float64Array(height);
+  const cols = new Float64Array(width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = ink[y * width + x];
+      if (v > limit) {
+        rows[y] += v;
+        cols[x] += v;
+      }
+    }
+  }
+  const trim = Number(settings.trim);
+  const reversed = (a) => Float64Array.from(a).reverse();
+  return [
+    quantile(rows, trim),
+    height - quantile(reversed(rows), trim),
+    quantile(cols, trim),
+    width - quantile(reversed(cols), trim),
+  ];
+}
+
+// The side, in source pixels, of the square frame around the box.
+function frameSide(box, settings) {
+  const [top, bottom, left, right] = box;
+  const side = Math.max(Math.max(bottom - top, right - left), 1.0);
+  return side * (1.0 + 2.0 * Number(settings.margin));
+}
+
+// Twice the ink area over its outline length (outside the image counts as ink, as in Python).
+function strokeWidth(ink, width, height, threshold) {
+  const limit = 255.0 * threshold;
+  const on = (x, y) => ink[y * width + x] > limit;
+  let area = 0;
+  let inner = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (!on(x, y)) continue;
+      area++;
+      const up = y === 0 || on(x, y - 1);
+      const down = y === height - 1 || on(x, y + 1);
+      const left = x === 0 || on(x - 1, y);
+      const right = x === width - 1 || on(x + 1, y);
+      if (up && down && left && right) inner++;
+    }
+  }
+  return (2.0 * area) / Math.max(area - inner, 1.0);
+}
+
+// 3x3 maximum filter, paper outside.
+function dilate(ink, width, height) {
+  const out = new Float32Array(ink.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let m = 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy >= 0 && yy < height && xx >= 0 && xx < width) m = Math.max(m, ink[yy * width + xx]);
+        }
+      }
+      out[y * width + x] = m;
+    }
+  }
+  return out;
+}
+
+// Lines thinner than `min_width` output pixels are dilated (3x3 steps and a blend for the rest).
+function thicken(ink, width, height, pixel, settings) {
+  let grow = (Number(settings.min_width) * pixel - strokeWidth(ink, width, height, Number(settings.threshold))) / 2;
+  if (!(grow > 0.25)) grow = 0;
+  const steps = Math.floor(grow);
+  const fraction = f32(grow - steps);
+  let out = ink;
+  for (let step = 0; step <= steps; step++) {
+    const wider = dilate(out, width, height);
+    if (steps > step) {
+      out = wider;
+    } else {
+      const next = new Float32Array(out.length);
+      for (let i = 0; i < out.length; i++) next[i] = f32(out[i] + f32(fraction * f32(wider[i] - out[i])));
+      out = next;
+    }
+  }
+  return out;
+}
+
+// Output cell i averages the source span [start + i step, start + (i+1) step); cells outside
+// 0..length are paper. Returns per cell the source indices and weights.
+function taps(start, step, size, length) {
+  const n = Math.ceil(step) + 1;
+  const out = [];
+  for (let i = 0; i < size; i++) {
+    const lo = start + step * i;
+    const hi = lo + step;
+    const first = Math.floor(lo);
+    const cell = [];
+    for (let t = 0; t < n; t++) {
+      const c = first + t;
+      const overlap = Math.max(Math.min(hi, c + 1) - Math.max(lo, c), 0);
+      if (c >= 0 && c < length && overlap > 0) cell.push([c, f32(overlap / step)]);
+    }
+    out.push(cell);
+  }
+  return out;
+}
+
+// Area-average the square frame around the box to size x size.
+export function resampleFrame(ink, width, height, box, settings, size) {
+  const [top, bottom, left, right] = box;
+  const side = frameSide(box, settings);
+  const step = side / size;
+  const rows = taps((top + bottom) / 2 - side / 2, step, size, height);
+  const cols = taps((left + right) / 2 - side / 2, step, size, width);
+  const tall = new Float64Array(size * width);
+  rows.forEach((cell, i) => {
+    for (const [r, wt] of cell) {
+      for (let x = 0; x < width; x++) tall[i * width + x] += wt * ink[r * width + x];
+    }
+  });
+  const out = new Uint8Array(size * size);
+  for (let i = 0; i < size; i++) {
+    cols.forEach((cell, j) => {
+      let v = 0;
+      for (const [c, wt] of cell) v += wt * tall[i * width + c];
+      out[i * size + j] = Math.min(Math.max(roundHalfEven(v), 0), 255);
+    });
+  }
+  return out;
+}
+
+// Ink-bright image {width, height, data} -> the normalised size x size uint8 image.
+export function normalizeInk(img, settings) {
+  const size = Number(settings.size);
+  let ink = stretchContrast(img, settings);
+  const box = inkBox(ink, img.width, img.height, settings);
+  if (Number(settings.min_width || 0) > 0) {
+    ink = thicken(ink, img.width, img.height, frameSide(box, settings) / size, settings);
+  }
+  return resampleFrame(ink, img.width, img.height, box, settings, size);
+}
+
+// Strokes -> {image: uint8 size x size, input: float32 x / 127.5 - 1 (the model's (1,1,s,s))}.
+export function strokesInput(strokes, settings) {
+  const image = normalizeInk(drawStrokes(strokes, settings), settings);
+  const input = new Float32Array(image.length);
+  for (let i = 0; i < image.length; i++) input[i] = image[i] / 127.5 - 1.0;
+  return { image, input };
+}
