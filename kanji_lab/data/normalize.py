@@ -92,15 +92,19 @@ def thicken(
     (``pixel``: source pixels per output pixel), by 3x3 steps and a blend for the fraction."""
     # source pixels to add on each side
     grow = (min_width * pixel - stroke_widths(ink, threshold)) / 2
-    grow = np.where(grow > 0.25, grow, 0.0)
-    steps = np.floor(grow).astype(int)
-    fraction = (grow - steps).astype(np.float32)[:, None, None]
+    need = np.flatnonzero(grow > 0.25)
+    if not len(need):
+        return ink
+    steps = np.floor(grow[need]).astype(int)
+    fraction = (grow[need] - steps).astype(np.float32)[:, None, None]
+    part = ink[need]
+    for step in range(int(steps.max()) + 1):
+        wider = _dilate(part)
+        blend = part + fraction * (wider - part)
+        part = np.where((steps > step)[:, None, None], wider, part)
+        part = np.where((steps == step)[:, None, None], blend, part)
     out = ink.copy()
-    for step in range(int(steps.max(initial=0)) + 1):
-        wider = _dilate(out)
-        whole = (steps > step)[:, None, None]
-        part = (steps == step)[:, None, None]
-        out = np.where(whole, wider, np.where(part, out + fraction * (wider - out), out))
+    out[need] = part
     return out
 
 
