@@ -92,7 +92,8 @@ def _check_same_experiment(cfg: DictConfig, run_dir: Path) -> None:
     for section in _MUST_MATCH:
         before, now = saved.get(section, _ABSENT), current.get(section, _ABSENT)
         for key, was, is_now in differences(before, now, section):
-            if key.split(".")[1:2] and key.split(".")[1] in _MAY_DIFFER.get(section, set()):
+            part = key.split(".")[1] if "." in key else None
+            if part in _MAY_DIFFER.get(section, set()):
                 continue
             raise RunDirError(
                 f"resume={run_dir}: '{key}' differs from the original run ({was!r} then, "

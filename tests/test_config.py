@@ -56,7 +56,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # the CLI imports torch and Lightning; on a loaded 2-core machine that is slow
     )
 
 
