@@ -4,9 +4,9 @@ and agreement with Python on the same drawings, for the INT8 and the float model
     python experiments/bench_web.py                                 # trains a tiny run first
     python experiments/bench_web.py --run-dir outputs/train/runs/<run>
 
-Drawings: the KanjiVG strokes of the run's classes, each written ``--variants`` times with a
-random affine distortion per drawing and point jitter, recognised after every stroke as the page
-does (each prefix of strokes is one recognition). The browser side is ``window.kanjiLab``
+Drawings: the KanjiVG strokes of the run's classes (``--sample`` of them, evenly spread), each
+written ``--variants`` times with a random affine distortion per drawing and point jitter,
+recognised after every stroke as the page does (each prefix of strokes is one recognition). The browser side is ``window.kanjiLab``
 (``preprocess`` and ``recognize``) on a site built by :mod:`kanji_lab.web.site`, served on
 127.0.0.1; the Python side is :func:`kanji_lab.data.normalize.strokes_input` and predict's ONNX
 Runtime backend (``onnx`` / ``int8``). Without ``--run-dir`` a tiny model is trained first
@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path)
     parser.add_argument("--classes", default=CLASSES)
     parser.add_argument("--variants", type=int, default=5)
+    parser.add_argument(
+        "--sample", type=int, default=300, help="draw this many of the run's classes, evenly spread"
+    )
     parser.add_argument("--loads", type=int, default=5, help="fresh page loads timed")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_web")
     args = parser.parse_args()
@@ -152,7 +155,8 @@ def main() -> None:
         )
     runtime, version = browser.fetch_runtime()  # the version conf/web.yaml pins
     labels = load_backend(run, "int8")[1]
-    draws = drawings(labels, args.variants)
+    step = max(1, len(labels) // max(args.sample, 1))
+    draws = drawings(labels[::step][: args.sample], args.variants)
     want = np.stack([strokes_input([np.asarray(s) for s in d]) for d in draws])
     want = (want.astype(np.float32) / 127.5 - 1).reshape(len(draws), 1, 64, 64)
     from playwright.sync_api import sync_playwright
