@@ -10,8 +10,11 @@ ratio, which is the figure that holds on a noisy machine.
 
     python experiments/bench_throughput.py --quick   # within 3 minutes on a 2-core CPU
     python experiments/bench_throughput.py           # full size
+    python experiments/bench_throughput.py --devices cuda --epochs 30   # + 30 whole CNN epochs
 
-Writes experiments/results/bench_throughput.json (.md) and prints one JSON object last.
+Writes experiments/results/bench_throughput.json (.md) and the README's table; a quick or partial
+run (--quick, fewer samples or steps, some models) writes bench_throughput_quick.json (.md) only.
+Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -128,6 +131,18 @@ def baseline_speed(dm, labels: list[str], device: str, steps: int, skip: int) ->
     return timer.images_per_s
 
 
+def epochs_time(dm, labels: list[str], device: str, epochs: int) -> float:
+    """Wall seconds of ``epochs`` whole training epochs of the CNN (``--epochs``), as a run
+    trains them (validation off): the figure behind "30 ETL9G epochs in N minutes"."""
+    torch.manual_seed(0)
+    model = CharacterClassifier("cnn", labels, channels_last=True)
+    kwargs = {**trainer_kwargs(device, -1, StepTimer(0)), "max_epochs": epochs}
+    start = time.perf_counter()
+    quiet_trainer(**kwargs).fit(model, datamodule=dm)
+    _sync(device)
+    return time.perf_counter() - start
+
+
 @torch.no_grad()
 def inference_speed(arch: str, labels: list[str], device: str, batches: int, batch: int) -> float:
     model = CharacterClassifier(arch, labels, channels_last=True).eval().to(device)
@@ -170,6 +185,10 @@ def measure(device: str, args: argparse.Namespace, cache_dir: str) -> dict:
     if ours:
         epoch = len(dm.splits["train"]) * ETL9G_SAMPLES / args.samples
         rows["cnn_etl9g_epoch_s"] = round(epoch / ours, 1)
+    if args.epochs:
+        rows["cnn_epochs"] = args.epochs
+        rows["cnn_epochs_s"] = round(epochs_time(dm, labels, device, args.epochs), 1)
+        print(f"{device} cnn: {args.epochs} epochs in {rows['cnn_epochs_s']} s", flush=True)
     return rows
 
 
@@ -186,22 +205,54 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="timed training steps per model")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--models", nargs="*", default=architectures())
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="also time this many whole CNN training epochs on the data (e.g. 30 at ETL9G size)",
+    )
+    parser.add_argument(
+        "--devices",
+        nargs="*",
+        choices=["cpu", "cuda"],
+        help="default: the CPU, and CUDA if present",
+    )
     args = parser.parse_args()
     args.samples = args.samples or (20_000 if args.quick else ETL9G_SAMPLES)
     args.steps = args.steps or (6 if args.quick else 40)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         results = [measure(device, args, tmp) for device in devices]
     summary = {
-        "command": "python experiments/bench_throughput.py" + (" --quick" if args.quick else ""),
+        "command": "python experiments/bench_throughput.py"
+        + (" --quick" if args.quick else "")
+        + (f" --devices {' '.join(args.devices)}" if args.devices else "")
+        + (f" --epochs {args.epochs}" if args.epochs else ""),
         "samples": args.samples,
         "batch_size": args.batch,
         "timed_steps": args.steps,
         "devices": results,
     }
-    record("bench_throughput", summary, _markdown(summary))
+    name, readme = destination(args)
+    record(name, summary, _markdown(summary), readme=readme)
+    print(
+        f"recorded as experiments/results/{name}.json" + ("" if readme else " (README unchanged)")
+    )
     print(f"devices: {', '.join(r['name'] for r in results)}")
     print(json.dumps(summary))
+
+
+def destination(args: argparse.Namespace) -> tuple[str, bool]:
+    """Where a run's figures go: a full run (ETL9G's size, 40+ timed steps, every architecture)
+    is ``bench_throughput`` and updates the README's table; a quick or partial one is recorded
+    apart, as ``bench_throughput_quick``, and leaves the README's full-size figures alone."""
+    full = (
+        not args.quick
+        and args.samples >= ETL9G_SAMPLES
+        and args.steps >= 40
+        and set(args.models) >= set(architectures())
+    )
+    return ("bench_throughput", True) if full else ("bench_throughput_quick", False)
 
 
 def _markdown(summary: dict) -> str:
@@ -224,6 +275,10 @@ def _markdown(summary: dict) -> str:
             ("CNN speed-up over the baseline", r["cnn_speedup_over_baseline"]),
             ("CNN, one ETL9G training epoch", f"{r.get('cnn_etl9g_epoch_s')} s"),
         ]
+        if "cnn_epochs" in r:
+            rows.append((f"CNN, {r['cnn_epochs']} whole training epochs", f"{r['cnn_epochs_s']} s"))
+        if r.get("models", {}).get("cnn", {}).get("gpu_busy_share") is not None:
+            rows.append(("CNN training, GPU busy share", r["models"]["cnn"]["gpu_busy_share"]))
         parts.append(f"\n{r['device']} ({r['name']}):\n\n" + table(rows))
     return "\n".join(parts)
 

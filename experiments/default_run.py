@@ -2,7 +2,8 @@
 
 Runs ``python -m kanji_lab`` exactly as a user would (plus any overrides given), with a fresh
 cache folder so that generating the synthetic data is part of the timing (``--reuse-cache DIR`` to
-skip it), then ``python -m kanji_lab.evaluate`` on the run for accuracy per style family.
+skip it), then ``python -m kanji_lab.evaluate`` on the run for accuracy per style family and on
+the real writing of ``../shared/realdev`` (never trained on) with its most confused pairs.
 
     python experiments/default_run.py                      # the default job, as in the README
     python experiments/default_run.py trainer.max_epochs=2  # overrides pass through
@@ -25,6 +26,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from results_io import ROOT, record, table  # noqa: E402
 
 TARGET_SECONDS = 15 * 60
+REALDEV = ROOT.parent / "shared" / "realdev"  # real writing, for evaluation only
+REAL_SETS = {
+    "tomoe (real pen strokes, one writer)": REALDEV / "tomoe",
+    "tegaki hiragana (real tablet traces, one writer)": REALDEV
+    / "tegaki"
+    / "hiragana-writer1.charcol.gz",
+}
 TARGET_TOP1 = 0.97
 
 
@@ -38,6 +46,12 @@ def run(module: str, args: list[str], env: dict[str, str]) -> tuple[float, str]:
     if proc.returncode:
         sys.exit(f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return seconds, proc.stdout + proc.stderr
+
+
+def evaluate(run_dir: Path, data: list[str], env: dict[str, str], tmp: str) -> dict:
+    """``python -m kanji_lab.evaluate`` of the run on ``data`` (none: its own test split)."""
+    run("kanji_lab.evaluate", [f"run_dir={run_dir}", *data], env)
+    return json.loads((newest_run(Path(tmp) / "outputs", "evaluate") / "metrics.json").read_text())
 
 
 def newest_run(root: Path, task: str) -> Path:
@@ -60,10 +74,12 @@ def main() -> None:
         wall, _ = run("kanji_lab", args.overrides, env)
         run_dir = newest_run(Path(tmp) / "outputs", "train")
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        _, _ = run("kanji_lab.evaluate", [f"run_dir={run_dir}"], env)
-        evaluation = json.loads(
-            (newest_run(Path(tmp) / "outputs", "evaluate") / "metrics.json").read_text()
-        )
+        evaluation = evaluate(run_dir, [], env, tmp)
+        real = {
+            name: evaluate(run_dir, ["data=strokes", f"data.root={root}", "split=all"], env, tmp)
+            for name, root in REAL_SETS.items()
+            if root.exists()
+        }
     timings = metrics["timings"]
     result = {
         "command": "python -m kanji_lab " + " ".join(args.overrides),
@@ -83,6 +99,7 @@ def main() -> None:
         "top1_per_style": {k: v["acc"] for k, v in evaluation["per_source"].items()},
         "samples_per_style": {k: v["n"] for k, v in evaluation["per_source"].items()},
         "most_confused": evaluation["confused_pairs"][:10],
+        "real_writing": {name: _real_summary(m) for name, m in real.items()},
         "target_wall_s": TARGET_SECONDS,
         "target_top1": TARGET_TOP1,
         "met_time": wall <= TARGET_SECONDS,
@@ -90,6 +107,16 @@ def main() -> None:
     }
     record("default_run", result, _markdown(result))
     print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _real_summary(metrics: dict) -> dict:
+    pairs = metrics["confused_pairs"][:8]
+    return {
+        "samples": metrics["scored"],
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "most_confused": [f"{c['true']}->{c['predicted']}" for c in pairs],
+    }
 
 
 def _markdown(r: dict) -> str:
@@ -109,6 +136,11 @@ def _markdown(r: dict) -> str:
         (f"top-1 on {k} ({r['samples_per_style'][k]:,} test samples)", pct(v))
         for k, v in r["top1_per_style"].items()
     ]
+    rows += [
+        (f"real writing: {k}, {v['samples']:,} samples", f"top-1 {pct(v['top1'])}, top-5 "
+         f"{pct(v['top5'])}; most confused: {' '.join(v['most_confused'])}")
+        for k, v in r["real_writing"].items()
+    ]  # fmt: skip
     rows += [(f"size of {k}", f"{v / 1e6:.2f} MB") for k, v in r["files_bytes"].items()]
     return (
         f"Default job on this machine (2 CPU cores), "

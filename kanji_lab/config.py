@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -22,6 +23,32 @@ def config_dir() -> str:
     raise FileNotFoundError(
         f"kanji_lab configs not found next to {_PACKAGE}: reinstall the package (pip install .)"
     )
+
+
+def data_options() -> list[str]:
+    """The names of ``conf/data/`` (what ``data=<name>`` accepts)."""
+    return sorted(p.stem for p in (Path(config_dir()) / "data").glob("*.yaml"))
+
+
+def data_config(name: str, **values: Any) -> DictConfig:
+    """``data=<name>`` as Hydra composes it for the train command (defaults, interpolations
+    resolved), with ``values`` set first (e.g. ``cache_dir``); KeyError for an unknown name."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if name not in data_options():
+        raise KeyError(name)
+    overrides = [f"data={name}"]
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app (or a test's compose)
+        cfg = compose("train", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+    data = cfg.data
+    with open_dict(data):
+        for key, value in values.items():
+            data[key] = value
+    return OmegaConf.create(OmegaConf.to_container(data, resolve=True))
 
 
 def user_cache_dir() -> str:

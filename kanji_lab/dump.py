@@ -18,8 +18,7 @@ from PIL import Image
 
 import kanji_lab.config
 from kanji_lab.data import etl, etl_source
-from kanji_lab.data.sources import DataSourceError
-from kanji_lab.errors import reports_user_errors
+from kanji_lab.errors import DataSourceError, reports_user_errors
 
 log = logging.getLogger(__name__)
 

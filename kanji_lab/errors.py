@@ -7,10 +7,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kanji_lab.data.sources import DataSourceError
 from kanji_lab.run_dir import RunDirError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DataSourceError(ValueError):
+    """A data source cannot be used as configured; the message says how to fix it."""
 
 
 class UserError(Exception):

@@ -13,12 +13,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
+from kanji_lab.atomic import write_json
 from kanji_lab.config import config_dir
 from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
-from kanji_lab.errors import reports_user_errors
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
+from kanji_lab.errors import DataSourceError, reports_user_errors
 from kanji_lab.models.weights import load_weights
-from kanji_lab.run_dir import CONFIG_FILE, RunDirError, write_json
+from kanji_lab.run_dir import CONFIG_FILE, RunDirError
 
 log = logging.getLogger(__name__)
 WEIGHTS = "model.safetensors"
@@ -36,8 +38,20 @@ def load_run(run_dir: Path) -> tuple[torch.nn.Module, list[str], DictConfig]:
             "(runs go under outputs/train/runs/ by default)"
         )
     net, meta = load_weights(weights)
+    warn_if_normalised_otherwise(meta["preprocessing"].get("normalize"))
     train_cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     return net, meta["labels"], train_cfg
+
+
+def warn_if_normalised_otherwise(trained: dict[str, Any] | None) -> None:
+    """Data sources normalise with this version's settings; say so when the model's differ."""
+    if trained != NORMALIZE_SETTINGS:
+        log.warning(
+            "the model was trained on images normalised with %s, the data is normalised with %s "
+            "(this version): scores may be lower than the model can reach",
+            trained or "an earlier version's settings",
+            NORMALIZE_SETTINGS,
+        )
 
 
 def choose_split(requested: str, data: DictConfig, trained_on: DictConfig) -> str:
@@ -46,6 +60,50 @@ def choose_split(requested: str, data: DictConfig, trained_on: DictConfig) -> st
         return requested
     same = _identity(data) == _identity(trained_on)
     return "test" if same else "all"
+
+
+def writer_families(source_names: list[str]) -> set[str]:
+    """The ETL writer families (``ETL9``: ETL9G and ETL9B) of a cache's sources. Their writer ids
+    are global (:data:`kanji_lab.data.etl.WRITER_BLOCK`): one hand has one id in each part."""
+    from kanji_lab.data import etl
+
+    return {etl.PARTS[n].family for n in source_names if n in etl.PARTS}
+
+
+def unseen_writer_rows(
+    datamodule: CharacterDataModule, trained_on: DictConfig, labels: list[str]
+) -> tuple[np.ndarray, str] | None:
+    """When the evaluated data shares writers with the run's training data (``etl9b`` for an
+    ``etl9g`` run, ``etl9g`` for a ``combined_all_etl`` run): the rows of the writers the run
+    neither trained nor validated on (its test writers, and hands it never saw), with the reason
+    for the log. None when the two share no writer family."""
+    families = writer_families(datamodule.data.source_names)
+    if not families:
+        return None
+    trained = CharacterDataModule(trained_on, labels=labels)
+    try:
+        trained.setup("fit")
+    except DataSourceError as err:
+        raise DataSourceError(
+            f"data={datamodule.cfg.name} holds writers of {', '.join(sorted(families))}, which the "
+            "run may have trained on, and its training data cannot be opened to tell which "
+            f"({err}); pass split=all to score every sample knowingly"
+        ) from err
+    shared = families & writer_families(trained.data.source_names)
+    if not shared:
+        return None
+    writers = np.asarray(trained.data.writers)
+    seen = np.union1d(writers[trained.splits["train"]], writers[trained.splits["val"]])
+    test = np.unique(writers[trained.splits["test"]])
+    rows = datamodule.splits["all"]
+    keep = rows[~np.isin(np.asarray(datamodule.data.writers)[rows], seen)]
+    reason = (
+        f"data={datamodule.cfg.name} shares the {', '.join(sorted(shared))} writers with the "
+        f"run's training data ({trained_on.name}): scoring only the {len(keep)} of {len(rows)} "
+        f"samples of writers the run did not train or validate on (its {len(test)} test writers "
+        "and any it never saw)"
+    )
+    return keep, reason
 
 
 def _identity(data: DictConfig) -> dict[str, Any]:
@@ -187,9 +245,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         with open_dict(data):
             data.cache_dir = cfg.paths.cache_dir
     split = choose_split(cfg.split, data, train_cfg.data)
-    log.info("evaluating %s on %s, split %s", cfg.run_dir, data.name, split)
     datamodule = CharacterDataModule(data, eval_batch_size=cfg.batch_size, labels=labels)
     datamodule.setup("test")
+    writers_note = None
+    if cfg.split == "auto" and split == "all":
+        trained_on = train_cfg.data
+        with open_dict(trained_on):
+            trained_on.cache_dir = data.cache_dir
+        restricted = unseen_writer_rows(datamodule, trained_on, labels)
+        if restricted is not None:
+            split, (datamodule.splits["unseen_writers"], writers_note) = (
+                "unseen_writers",
+                restricted,
+            )
+            log.warning("%s", writers_note)
+    log.info("evaluating %s on %s, split %s", cfg.run_dir, data.name, split)
     preds, targets = predict_split(net, datamodule, split)
     # split indices are ascending and an unshuffled loader keeps that order
     rows = datamodule.splits[split]
@@ -199,6 +269,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "run_dir": str(cfg.run_dir),
         "data": data.name,
         "split": split,
+        "writers_note": writers_note,
         **score(preds, targets, labels, codepoints, names.tolist(), cfg.confusions),
     }
     if unseen:

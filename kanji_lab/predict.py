@@ -25,13 +25,14 @@ from PIL import Image, UnidentifiedImageError
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import model_input
 from kanji_lab.data.images import grayscale, normalize_image
+from kanji_lab.data.normalize import Settings
 from kanji_lab.deploy import bnb
 from kanji_lab.deploy.onnx_export import read_metadata as onnx_metadata
 from kanji_lab.deploy.onnx_export import run_session, session
 from kanji_lab.deploy.pipeline import INT8_FILE, ONNX_FILE, bnb_file
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.evaluate import WEIGHTS
-from kanji_lab.models.weights import load_weights
+from kanji_lab.models.weights import load_weights, read_metadata
 from kanji_lab.run_dir import RunDirError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,15 @@ def _torch_logits(net: torch.nn.Module) -> Logits:
     return logits
 
 
+def trained_normalization(run_dir: Path) -> Settings | None:
+    """The image normalisation the run's model was trained with, from its weights or ONNX
+    metadata; None (this version's) for models that predate it."""
+    for path, read in ((run_dir / WEIGHTS, read_metadata), (run_dir / ONNX_FILE, onnx_metadata)):
+        if path.is_file():
+            return read(path).get("preprocessing", {}).get("normalize")
+    return None
+
+
 def collect_images(specs: list[str] | str) -> list[Path]:
     """The image paths named by files and folders (a folder: its image files, sorted)."""
     specs = [specs] if isinstance(specs, str) else list(specs)
@@ -120,9 +130,9 @@ def collect_images(specs: list[str] | str) -> list[Path]:
     return paths
 
 
-def load_image(path: Path, invert: str = "auto") -> np.ndarray:
+def load_image(path: Path, invert: str = "auto", settings: Settings | None = None) -> np.ndarray:
     """A file -> ``(64, 64)`` uint8 ink-bright, like the training data; :class:`ImageError` when
-    it is missing, unreadable, empty or blank."""
+    it is missing, unreadable, empty or blank. ``settings``: the model's normalisation."""
     path = Path(path)
     if path.is_dir():
         raise ImageError("folder holds no image files")
@@ -136,7 +146,7 @@ def load_image(path: Path, invert: str = "auto") -> np.ndarray:
             gray = grayscale(img)
             if int(gray.max()) - int(gray.min()) < MIN_CONTRAST:
                 raise ImageError("no ink found (the image is blank)")
-            return normalize_image(img, invert=invert)
+            return normalize_image(img, invert=invert, settings=settings)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
@@ -157,11 +167,12 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     """One result per image: ``{path, backend, topk}`` or ``{path, backend, error}``."""
     check_options(cfg)
     logits, labels = load_backend(Path(cfg.run_dir), cfg.backend, cfg.get("threads"))
+    settings = trained_normalization(Path(cfg.run_dir))
     images = cfg.images
     specs = list(images) if isinstance(images, ListConfig | list) else str(images)
     results: list[dict[str, Any]] = []
     for chunk in _chunks(collect_images(specs), int(cfg.get("batch_size", 64))):
-        results += _predict_chunk(chunk, logits, labels, cfg)
+        results += _predict_chunk(chunk, logits, labels, cfg, settings)
     return results
 
 
@@ -171,13 +182,17 @@ def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
 
 
 def _predict_chunk(
-    paths: list[Path], logits: Logits, labels: list[str], cfg: DictConfig
+    paths: list[Path],
+    logits: Logits,
+    labels: list[str],
+    cfg: DictConfig,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     results = [{"path": str(p), "backend": cfg.backend} for p in paths]
     loaded = []
     for result, path in zip(results, paths, strict=True):
         try:
-            loaded.append((result, load_image(path, str(cfg.invert))))
+            loaded.append((result, load_image(path, str(cfg.invert), settings)))
         except ImageError as exc:
             result["error"] = str(exc)
     if loaded:

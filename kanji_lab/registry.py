@@ -1,7 +1,8 @@
 """A name -> function table whose entries register themselves on import.
 
-``modules`` says which module holds which name, so that importing a registry stays cheap and a
-name's module is imported only when it is first looked up.
+A registry knows only which modules hold entries, not which names each holds: the decorators are
+the one list of names. Modules are imported when a name is first looked up (one at a time, until
+it is found) or when every name is asked for, so that importing a registry stays cheap.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ F = TypeVar("F", bound=Callable)
 
 
 class Registry(Generic[F]):
-    """Functions by name, filled by the :meth:`register` decorator."""
+    """Functions by name, filled by the :meth:`register` decorator of the ``modules``."""
 
-    def __init__(self, kind: str, modules: dict[str, str]) -> None:
+    def __init__(self, kind: str, modules: list[str]) -> None:
         self.kind = kind
-        self.modules = dict(modules)
+        self.modules = list(modules)
         self.entries: dict[str, F] = {}
 
     def register(self, name: str) -> Callable[[F], F]:
@@ -31,11 +32,15 @@ class Registry(Generic[F]):
         return wrap
 
     def names(self) -> list[str]:
-        """Every known name, registered or not yet imported."""
-        return sorted(set(self.modules) | set(self.entries))
+        """Every known name (every module imported)."""
+        for module in self.modules:
+            importlib.import_module(module)
+        return sorted(self.entries)
 
     def get(self, name: str) -> F | None:
-        """The entry ``name`` (importing its module first), or None when there is none."""
-        if name not in self.entries and name in self.modules:
-            importlib.import_module(self.modules[name])
+        """The entry ``name`` (importing modules until one registers it), or None."""
+        for module in self.modules:
+            if name in self.entries:
+                break
+            importlib.import_module(module)
         return self.entries.get(name)

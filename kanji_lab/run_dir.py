@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from kanji_lab.atomic import remove_stale, write_text
+
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
-# config sections that must match for a resumed run to continue the same experiment
-_MUST_MATCH = ("data", "model", "augment", "batch_size", "seed")
+# config sections that must match for a resumed run to continue the same experiment: everything
+# that changes what is trained (trainer.max_epochs rescales the LR schedule, quantization=qat
+# trains fake-quantized, a callback can stop early or reset the best checkpoint) ...
+_MUST_MATCH = (
+    "data",
+    "model",
+    "augment",
+    "batch_size",
+    "seed",
+    "quantization",
+    "trainer",
+    "callbacks",
+)
+# ... except these keys, which change what is shown, logged or exported, not the weights
+_MAY_DIFFER = {
+    "data": {"cache_dir", "workers"},
+    "trainer": {
+        "default_root_dir",
+        "log_every_n_steps",
+        "enable_model_summary",
+        "enable_progress_bar",
+        "profiler",
+    },
+    "callbacks": {"progress_bar", "lr_monitor", "carbon", "onnx_export"},
+}
+_ABSENT = "<not set>"
 
 
 class RunDirError(ValueError):
@@ -58,30 +83,47 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 def _check_same_experiment(cfg: DictConfig, run_dir: Path) -> None:
+    """RunDirError naming the first key (``trainer.max_epochs``) that differs from the run's."""
     saved_path = Path(run_dir) / CONFIG_FILE
     if not saved_path.is_file():
         return
-    saved = OmegaConf.load(saved_path)
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
     current = OmegaConf.to_container(cfg, resolve=True)
-    for key in _MUST_MATCH:
-        before = OmegaConf.to_container(saved, resolve=True).get(key)
-        if key in current and before != current[key]:
+    for section in _MUST_MATCH:
+        before, now = saved.get(section, _ABSENT), current.get(section, _ABSENT)
+        for key, was, is_now in differences(before, now, section):
+            if key.split(".")[1:2] and key.split(".")[1] in _MAY_DIFFER.get(section, set()):
+                continue
             raise RunDirError(
-                f"resume={run_dir}: '{key}' differs from the original run; resume with the same "
-                f"overrides as the original run (see {saved_path}). Original {key}: {before}"
+                f"resume={run_dir}: '{key}' differs from the original run ({was!r} then, "
+                f"{is_now!r} now), which changes what is trained; resume with the same overrides "
+                f"as the original run (see {saved_path}) or start a new run"
             )
+
+
+def differences(before: Any, now: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, before, now)`` for each leaf that differs between two nested configs."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(before) | set(now), key=str):
+            a, b = before.get(key, _ABSENT), now.get(key, _ABSENT)
+            found += differences(a, b, f"{prefix}.{key}")
+        return found
+    return [] if before == now else [(prefix, before, now)]
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The global step a checkpoint was taken at."""
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
 
 
 def save_config(cfg: DictConfig, run_dir: Path) -> Path:
     """Write the resolved config of the run."""
-    path = Path(run_dir) / CONFIG_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, path, resolve=True)
-    return path
+    return write_text(Path(run_dir) / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    return path
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete what a killed earlier process of this run left half-written (checkpoints, JSON)."""
+    return [*remove_stale(run_dir), *remove_stale(checkpoint_dir(run_dir))]

@@ -13,17 +13,24 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from kanji_lab.atomic import write_json
 from kanji_lab.callbacks.carbon import read_emissions
 from kanji_lab.callbacks.checkpoint_io import AtomicCheckpointIO
+from kanji_lab.callbacks.onnx_export import export_settings
 from kanji_lab.callbacks.rng_state import RNGState
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.deploy.run_files import best_checkpoint, write_run_files
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.module import CharacterClassifier
 from kanji_lab.models.profile import describe as describe_cost
 from kanji_lab.models.profile import profile
-from kanji_lab.models.weights import save_weights
-from kanji_lab.run_dir import resume_checkpoint, save_config, write_json
+from kanji_lab.run_dir import (
+    checkpoint_step,
+    remove_stale_temporaries,
+    resume_checkpoint,
+    save_config,
+)
 from kanji_lab.summary import file_sizes, print_summary
 from kanji_lab.wandb_setup import finish_wandb
 
@@ -71,6 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the whole job; returns the metrics written to ``metrics.json``."""
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = resume_checkpoint(cfg, run_dir)
+    remove_stale_temporaries(run_dir)
     save_config(cfg, run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     timings: dict[str, float] = {}
@@ -86,12 +94,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("model %s: %s", cfg.model.arch, describe_cost(cost))
     trainer = build_trainer(cfg)
 
+    if ckpt_path:
+        step = checkpoint_step(ckpt_path)
+        for logger in trainer.loggers:  # rows logged after the checkpoint are logged again
+            if hasattr(logger, "resume_at"):
+                logger.resume_at(step)
+
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    exported_in_fit = sum(getattr(cb, "export_seconds", 0.0) for cb in trainer.callbacks)
-    timings["train_s"] = time.perf_counter() - start - exported_in_fit
+    timings["train_s"] = time.perf_counter() - start
 
-    best = _best_checkpoint(trainer)
+    best = best_checkpoint(trainer)
     start = time.perf_counter()
     results = (
         trainer.test(model, datamodule=datamodule, ckpt_path=best) if cfg.test_after_fit else []
@@ -99,8 +112,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     timings["test_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    artifacts = export_run(run_dir, model, cfg) if trainer.is_global_zero else {}
-    timings["export_s"] = time.perf_counter() - start + exported_in_fit
+    files: list[Path] = []
+    if trainer.is_global_zero:
+        files, _ = write_run_files(run_dir, trainer, model, datamodule, export_settings(trainer))
+    timings["export_s"] = time.perf_counter() - start
 
     metrics = {
         **{k: float(v) for k, v in (results[0] if results else {}).items()},
@@ -114,9 +129,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": trainer.current_epoch,
         "best_checkpoint": best,
         "timings": timings,
-        # plus what callbacks wrote (the ONNX export's model.onnx, model.int8.onnx, ...)
-        "files": file_sizes(run_dir, [*artifacts, *_written_by_callbacks(trainer)]),
+        "files": file_sizes(run_dir, files),
         "emissions": read_emissions(run_dir),
+        # what the data source warned of (e.g. data=folder without writers: a per-sample split)
+        "data_warnings": list(datamodule.data.info.get("warnings", [])),
         "run_dir": str(run_dir),
     }
     if trainer.is_global_zero:
@@ -124,26 +140,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(metrics)
     finish_wandb(trainer.loggers, metrics)  # one W&B run per job, also in a multirun
     return metrics
-
-
-def _written_by_callbacks(trainer: pl.Trainer) -> list[Path]:
-    return [p for cb in trainer.callbacks for p in getattr(cb, "written", [])]
-
-
-def _best_checkpoint(trainer: pl.Trainer) -> str | None:
-    callback = trainer.checkpoint_callback
-    path = getattr(callback, "best_model_path", "") if callback else ""
-    return path or None
-
-
-def export_run(run_dir: Path, model: CharacterClassifier, cfg: DictConfig) -> list[Path]:
-    """Write the deployable files of a run: weights with metadata and the label map."""
-    net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True) if cfg.model.get("net") else {}
-    weights = save_weights(
-        run_dir / "model.safetensors", model.net, cfg.model.arch, net_cfg, model.labels
-    )
-    labels = write_json(run_dir / "labels.json", {"labels": model.labels})
-    return [weights, labels]
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")

@@ -6,7 +6,9 @@
   API key is configured (``WANDB_API_KEY`` or a ``wandb login`` entry in ``~/.netrc``), else
   ``offline``;
 - files: inside the run directory (``<run>/wandb/``), so a run directory holds everything;
-- config: the run's resolved ``config.yaml`` is attached when the W&B run starts.
+- config: the run's resolved ``config.yaml`` is attached when the W&B run starts;
+- id: kept in ``<run>/wandb/run_id``, so a run resumed into its directory (``resume=<run>``)
+  continues the same W&B run instead of starting another.
 
 :func:`finish_wandb` attaches the final metrics (``metrics.json``) to the run's summary and calls
 ``wandb.finish()``, so each job of a multirun is its own W&B run. Upload an offline run later with
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import netrc
 import os
+import secrets
+import string
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,7 +30,10 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import OmegaConf
 
+from kanji_lab.atomic import write_text
+
 DEFAULT_HOST = "https://api.wandb.ai"
+RUN_ID_FILE = "run_id"
 
 
 def has_api_key(env: Mapping[str, str] | None = None) -> bool:
@@ -62,6 +69,8 @@ def wandb_logger(
     """A Lightning ``WandbLogger`` writing under ``save_dir`` in the mode chosen above (``mode``
     overrides), with ``config_file`` (the run's resolved config) attached as the W&B config."""
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("id", run_id(save_dir))
+    kwargs.setdefault("resume", "allow")
     config = None
     if config_file and Path(config_file).is_file():
         config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
@@ -77,6 +86,18 @@ def wandb_logger(
         log_model=log_model,
         **kwargs,
     )
+
+
+def run_id(save_dir: str | Path) -> str:
+    """The W&B run id of the run directory ``save_dir``: made and stored on first use
+    (``<save_dir>/wandb/run_id``), read back by a resumed run."""
+    path = Path(save_dir) / "wandb" / RUN_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    alphabet = string.ascii_lowercase + string.digits
+    value = "".join(secrets.choice(alphabet) for _ in range(8))  # W&B's own id format
+    write_text(path, value + "\n")
+    return value
 
 
 def flat_numbers(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -86,3 +86,18 @@ def tiny_overrides(writers: int = 10) -> list[str]:
 
 def resolved(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def tiny_data(cache_dir: Path, writers: int = 12) -> DictConfig:
+    """A data config of the tiny source, split by writer."""
+    return OmegaConf.create(
+        {
+            "source": "tiny",
+            "name": "tiny",
+            "classes": TINY_CLASSES,
+            "writers": writers,
+            "seed": 0,
+            "cache_dir": str(cache_dir),
+            "split": {"by": "writer", "val": 0.1, "test": 0.1, "seed": 0},
+        }
+    )

@@ -1,6 +1,10 @@
 """trainer=ddp_sim: two spawned CPU processes (gloo) train and test like one run."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +42,35 @@ def test_ddp_sim_trains_and_tests_as_one_run(tmp_path, tmp_cache):
     assert metrics["test/acc"] == pytest.approx(loaded.score("test")["top1"], abs=0.02)
     emissions = json.loads((run / "emissions.json").read_text())
     assert emissions["ranks"] == 2 and set(emissions["phases"]) == {"fit", "test"}
+
+
+@pytest.mark.slow  # two fits of two spawned processes each: ~50 s on 2 busy cores
+def test_ddp_sim_ranks_train_on_disjoint_shards_that_cover_the_split(tmp_path):
+    """Under trainer=ddp_sim each rank trains on its own batches, which together hold every
+    training sample once per epoch, in a new order each epoch; the resident path (which Lightning
+    does not shard) gives each rank the very batches the DataLoader path gives it. Run in a fresh
+    interpreter: DDP leaves process-wide state (environment, process group) behind."""
+    code = f"from tests.ddp_shards import main; main({str(tmp_path)!r})"
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = {}
+    for path in ("resident", "streamed"):
+        train = set(json.loads((tmp_path / path / "train.json").read_text()))
+        ranks = [json.loads((tmp_path / path / f"rank{r}.json").read_text()) for r in (0, 1)]
+        assert [r["device"] for r in ranks] == (
+            ["cpu", "cpu"] if path == "resident" else ["None"] * 2
+        )
+        for epoch in ("0", "1"):
+            rows = [[row for batch in r["epochs"][epoch] for row in batch] for r in ranks]
+            assert not set(rows[0]) & set(rows[1]), (path, epoch)
+            assert sorted(rows[0] + rows[1]) == sorted(train), (path, epoch)
+        assert ranks[0]["epochs"]["0"] != ranks[0]["epochs"]["1"]
+        runs[path] = [r["epochs"] for r in ranks]
+    assert runs["resident"] == runs["streamed"]

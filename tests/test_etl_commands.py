@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from kanji_lab import dump, prepare
 from kanji_lab.config import config_dir
 from kanji_lab.data import cache, etl, sources
 from kanji_lab.data.images import normalize_image
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.errors import DataSourceError
 from tests.etl_fixtures import build_root
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,3 +146,51 @@ def test_normalize_image_modes():
     assert forced.max() == 0
     with pytest.raises(ValueError, match="invert"):
         normalize_image(img, invert="maybe")
+
+
+def _folder_of_images(root: Path, header: str, lines: list[str]) -> None:
+    """Ten images of 亜/唖 in sub-folders a/ and b/ (five each), listed in labels.csv."""
+    for i in range(10):
+        path = root / ("a" if i < 5 else "b") / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = Image.new("L", (64, 64), 255)
+        ImageDraw.Draw(img).rectangle([10 + i, 10, 30 + i, 50], fill=0)
+        img.save(path)
+    (root / "labels.csv").write_text("\n".join([header, *lines]) + "\n")
+
+
+def test_folder_without_writers_warns_and_records_it(tmp_path, caplog):
+    from kanji_lab.train import train
+    from tests.conftest import compose_train
+
+    data = tmp_path / "images"
+    _folder_of_images(
+        data, "path,char", [f"{'ab'[i // 5]}/{i}.png,{'亜唖'[i % 2]}" for i in range(10)]
+    )
+    folder = ["data=folder", f"data.root={data}", "data.split.val=0.2", "data.split.test=0.2"]
+    tiny = ["model.net.width=8", "model.net.features=32", "debug=fdr", "trainer.accelerator=cpu"]
+    cfg = compose_train(
+        [*folder, *tiny, "callbacks.progress_bar=null"], tmp_path / "run", tmp_path / "c"
+    )
+    with caplog.at_level(logging.WARNING):
+        metrics = train(cfg)
+    assert "every image is its own writer" in caplog.text
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(written["data_warnings"]) == 1 and "per sample" in written["data_warnings"][0]
+    assert metrics["data_warnings"] == written["data_warnings"]
+
+
+@pytest.mark.parametrize("group_by, groups", [("folder", [0] * 5 + [1] * 5), ("hand", [0, 1] * 5)])
+def test_folder_grouped_by_sub_folder_or_column(tmp_path, caplog, group_by, groups):
+    lines = [f"{'ab'[i // 5]}/{i}.png,亜,h{i % 2}" for i in range(10)]
+    _folder_of_images(tmp_path, "path,char,hand", lines)
+    overrides = ["data=folder", f"data.root={tmp_path}", f"data.group_by={group_by}"]
+    cfg = compose_cfg("prepare", [*overrides, f"paths.cache_dir={tmp_path}/c"])
+    with caplog.at_level(logging.WARNING):
+        data = cache.open_cache(sources.build_cache(cfg.data, False))
+    assert data.writers.tolist() == groups
+    assert data.info["writers"] == {"grouped_by": group_by, "groups": 2}
+    assert not data.info["warnings"] and "own writer" not in caplog.text
+    with pytest.raises(DataSourceError, match="no 'nope' column"):
+        cfg.data.group_by = "nope"
+        sources.build_cache(cfg.data, False)

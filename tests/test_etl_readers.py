@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import struct
 
 import numpy as np
@@ -9,11 +11,14 @@ import pytest
 
 from kanji_lab.data import etl
 from kanji_lab.data.normalize import normalize_ink
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.errors import DataSourceError
 from tests.etl_fixtures import (
+    B8_STRUCT,
+    B9_STRUCT,
     ETL9G_SAMPLE_HEADERS,
     G8_STRUCT,
     G9_STRUCT,
+    M_STRUCT,
     b_file,
     b_record,
     g_record,
@@ -28,10 +33,40 @@ M_NAMES = ("ebcdic", "eval_image", "eval_group", "sex", "age", "serial", "indust
            "gathered", "scanned", "y", "x", "min_level", "max_level")  # fmt: skip
 
 
-def test_struct_formats_match_layouts():
-    assert struct.calcsize(G9_STRUCT) == struct.calcsize(G8_STRUCT) == 8199
-    for layout in etl.LAYOUTS.values():
-        assert layout.header_dtype.itemsize == layout.record_length
+def _items(fmt: str) -> tuple[list[tuple[int, int]], int]:
+    """(offset, size) of each item of a ``struct`` format (padding ``x`` skipped), and the
+    record length."""
+    order, items, pos = fmt[0], [], 0
+    for count, code in re.findall(r"(\d*)([a-zA-Z])", fmt[1:]):
+        n = int(count or 1)
+        if code == "x":
+            pos += n
+        elif code == "s":
+            items.append((pos, n))
+            pos += n
+        else:
+            size = struct.calcsize(order + code)
+            items += [(pos + k * size, size) for k in range(n)]
+            pos += n * size
+    return items, pos
+
+
+@pytest.mark.parametrize(
+    "layout, fmt",
+    [("G9", G9_STRUCT), ("G8", G8_STRUCT), ("B9", B9_STRUCT), ("B8", B8_STRUCT), ("M", M_STRUCT)],
+)
+def test_layouts_match_the_struct_formats_of_the_format_notes(layout, fmt):
+    """The readers' layout table against the fixtures' struct formats (written from
+    shared/etl-format.md): every header field's offset and size, the image's, the length."""
+    layout = etl.LAYOUTS[layout]
+    items, length = _items(fmt)
+    assert layout.record_length == length
+    *fields, image = items
+    assert [(o, layout.header_dtype[n].itemsize) for n, _, o in layout.fields] == fields
+    assert (layout.image_offset, layout.image_bytes) == image
+    padding = sum(b - a for a, b in layout.zero_ranges)
+    if padding:  # the zero ranges are exactly the format's undefined bytes
+        assert padding == length - sum(size for _, size in items)
 
 
 @pytest.mark.parametrize("kind, part", [("9G", "ETL9G"), ("8G", "ETL8G")])
@@ -78,10 +113,22 @@ def test_b_type_fields_pixels_and_dummy(tmp_path, kind, part):
     assert np.array_equal(r.levels(), np.stack([im.levels for im in images]))
 
 
-def test_b_type_without_dummy_fails(tmp_path):
-    recs = [b_record("9B", 1, 0x2422, glyph(63, 64, 1, 0))]
-    with pytest.raises(DataSourceError, match="dummy"):
-        etl.read_file(write(tmp_path / "ETL9B_1", recs), "ETL9B")
+def test_b_type_dummy_with_data_warns_and_is_skipped(tmp_path, caplog):
+    recs = [b"\1" * 576, b_record("9B", 1, 0x2422, glyph(63, 64, 1, 0))]
+    with caplog.at_level(logging.WARNING, logger="kanji_lab.data.etl"):
+        r = etl.read_file(write(tmp_path / "ETL9B_1", recs), "ETL9B")
+    assert len(r) == 1 and r.header["sheet"].tolist() == [1]
+    assert "dummy record" in caplog.text and "576 non-zero bytes" in caplog.text
+
+
+def test_data_in_undefined_bytes_warns_with_a_count(tmp_path, caplog):
+    """The format does not promise zeros in the G-type's undefined bytes: read, and count."""
+    recs = [g_record("9G", s, 0x3021, glyph(127, 128, 15, s)) for s in range(1, 5)]
+    recs[2] = recs[2][:8195] + b"\7" + recs[2][8196:]  # trailing undefined bytes 8192..8198
+    with caplog.at_level(logging.WARNING, logger="kanji_lab.data.etl"):
+        r = etl.read_file(write(tmp_path / "ETL9G_01", recs), "ETL9G")
+    assert len(r) == 4
+    assert "1 of 4 records hold non-zero bytes in the undefined ranges" in caplog.text
 
 
 def test_m_type_fields_and_pixels(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from kanji_lab.data import cache, etl_source, sources
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.data import cache, etl, etl_source, sources
+from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.errors import DataSourceError
 from tests.etl_fixtures import build_root, g_file, g_record, glyph, write
 
 ALL = ("ETL9G", "ETL8G", "ETL9B", "ETL8B", "ETL7", "ETL6", "ETL1")
@@ -82,13 +84,25 @@ def test_combined_uses_the_subset_present(tmp_path, caplog):
 
 
 def test_writer_split_never_leaks(root, tmp_path):
-    data = build("combined_all_etl", root, tmp_path)
-    writers = np.unique(data.writers)
-    val = set(writers[::3].tolist())
-    is_val = np.isin(data.writers, list(val))
-    assert not set(data.writers[is_val].tolist()) & set(data.writers[~is_val].tolist())
-    samples_per_writer = np.unique(data.writers, return_counts=True)[1]
-    assert samples_per_writer.min() >= 3  # a writer wrote several characters
+    """The DataModule's own split of combined ETL data: no writer in two splits, every sample in
+    exactly one, each part represented in training, the same split for the same seed."""
+    cfg = data_cfg("combined_all_etl", root, tmp_path)
+    cfg.split = {"by": "writer", "val": 0.25, "test": 0.25, "seed": 0}
+    dm = CharacterDataModule(cfg)
+    dm.setup("fit")
+    writers = np.asarray(dm.data.writers)
+    sides = {k: set(writers[dm.splits[k]].tolist()) for k in ("train", "val", "test")}
+    assert all(sides[k] for k in sides), sides
+    assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"]
+    assert not sides["val"] & sides["test"]
+    together = np.concatenate([dm.splits[k] for k in ("train", "val", "test")])
+    assert sorted(together.tolist()) == list(range(len(writers)))
+    names = np.array(dm.data.source_names)[np.asarray(dm.data.sources)]
+    assert set(names[dm.splits["train"]]) == set(dm.data.source_names)
+    again = CharacterDataModule(cfg)
+    again.setup("fit")
+    assert all(np.array_equal(again.splits[k], dm.splits[k]) for k in sides)
+    assert np.unique(writers, return_counts=True)[1].min() >= 3  # several characters a writer
 
 
 def test_cache_reused_then_rebuilt_on_change(tmp_path):
@@ -104,6 +118,25 @@ def test_cache_reused_then_rebuilt_on_change(tmp_path):
     sources.build_cache(cfg, False)
     assert (folder / "manifest.json").stat().st_mtime_ns != stamp
     assert not list(folder.parent.glob("*.tmp*"))
+
+
+def test_cache_rebuilt_when_a_file_is_rewritten_in_place_at_the_same_size(tmp_path):
+    """Same size, same first records, other content further in: the cache must not be reused,
+    neither when the modification time moves nor when it was kept (cp -p, an archive)."""
+    r = build_root(tmp_path / "root", ("ETL9G",))
+    path = r / "ETL9G/ETL9G_01"
+    cfg = data_cfg("etl9g", r, tmp_path / "cache")
+    first = cache.open_cache(sources.build_cache(cfg, False)).codepoints.tolist()
+    record = etl.PARTS["ETL9G"].layout.record_length
+    raw = bytearray(path.read_bytes())
+    assert len(raw) // record == 6
+    kept = path.stat()
+    other = g_file("9G", [21], [0x3021])[0]  # the last record: 亜 in place of あ
+    raw[-record:] = other
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    rebuilt = cache.open_cache(sources.build_cache(cfg, False)).codepoints.tolist()
+    assert rebuilt[:-1] == first[:-1] and rebuilt[-1] == ord("亜") != first[-1]
 
 
 def test_parallel_build_equals_serial(root, tmp_path):
@@ -174,6 +207,20 @@ def test_auto_picks_the_largest_etl_source(root, tmp_path, caplog):
     only7 = build_root(tmp_path / "only7", ("ETL7",))
     assert etl_source.choose_auto(data_cfg("auto", only7, tmp_path)) == "combined_all_etl"
     assert etl_source.choose_auto(data_cfg("auto", tmp_path / "empty", tmp_path)) is None
+
+
+@pytest.mark.parametrize(
+    "parts, chosen",
+    [
+        (("ETL9B",), "etl9b"),
+        (("ETL8B",), "etl8b"),
+        (("ETL1",), "etl1"),
+        (("ETL9B", "ETL1"), "etl9b"),
+    ],
+)
+def test_auto_considers_every_etl_part(tmp_path, parts, chosen):
+    only = build_root(tmp_path / "root", parts)
+    assert etl_source.choose_auto(data_cfg("auto", only, tmp_path / "cache")) == chosen
 
 
 def test_auto_falls_back_to_synthetic(tmp_path, monkeypatch, caplog):

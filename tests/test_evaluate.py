@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.errors import DataSourceError
 from kanji_lab.evaluate import evaluate
 from kanji_lab.run_dir import RunDirError
 from kanji_lab.train import train
@@ -62,3 +62,53 @@ def test_evaluate_bad_input(finished_run, tmp_path):
         evaluate(_eval_cfg(root, [f"run_dir={tmp_path / 'empty'}"]))
     with pytest.raises(DataSourceError, match="unknown data source"):
         evaluate(_eval_cfg(root, [f"run_dir={run}", "data=synthetic", "data.source=nope"]))
+
+
+def _etl_root(root):
+    """ETL9G and ETL9B files of the same ten writers (sheets 1, 21, .., 181)."""
+    from tests.etl_fixtures import ETL9_CODES, b_file, g_file, write
+
+    sheets = [1 + 20 * w for w in range(10)]
+    write(root / "ETL9G" / "ETL9G_01", g_file("9G", sheets, ETL9_CODES))
+    write(root / "ETL9B" / "ETL9B_1", b_file("9B", sheets, ETL9_CODES))
+    return root
+
+
+def test_evaluate_on_a_source_sharing_writers_scores_only_unseen_writers(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+
+    from kanji_lab.data import cache, sources
+
+    root = _etl_root(tmp_path / "etl")
+    split = ["data.split.val=0.2", "data.split.test=0.2"]
+    tiny = ["model.net.width=8", "model.net.features=32", "trainer.accelerator=cpu"]
+    data = ["data=etl9g", f"data.root={root}", "data.workers=1", *split]
+    run = tmp_path / "run"
+    overrides = [*data, *tiny, "debug=fdr", "callbacks.progress_bar=null"]
+    train(compose_train([*overrides, "callbacks.onnx_export=null"], run, tmp_path / "cache"))
+
+    # the run's test writers, from its own data and split
+    trained = compose_train(data, run, tmp_path / "cache").data
+    dm_g = cache.open_cache(sources.build_cache(trained, False))
+    from kanji_lab.data.splits import split_indices
+
+    parts = split_indices(dm_g.writers, dm_g.sources, val=0.2, test=0.2)
+    test_writers = set(np.asarray(dm_g.writers)[parts["test"]].tolist())
+    assert len(test_writers) == 2
+
+    cfg = _eval_cfg(tmp_path, [f"run_dir={run}", "data=etl9b", f"data.root={root}"])
+    with caplog.at_level(logging.WARNING):
+        metrics = evaluate(cfg)
+    assert metrics["split"] == "unseen_writers"
+    assert metrics["samples"] == 2 * 3, "2 test writers x 3 characters, not all 30 samples"
+    assert "shares the ETL9 writers" in caplog.text and "scoring only the 6 of 30" in caplog.text
+    assert "scoring only the 6 of 30" in metrics["writers_note"]
+    # an explicit split=all scores every sample, knowingly
+    everything = evaluate(_eval_cfg(tmp_path, [*cfg_overrides(run, root), "split=all"]))
+    assert everything["samples"] == 30 and everything["writers_note"] is None
+
+
+def cfg_overrides(run, root):
+    return [f"run_dir={run}", "data=etl9b", f"data.root={root}"]

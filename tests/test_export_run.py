@@ -57,11 +57,33 @@ def test_export_time_is_counted_as_export_not_training():
     assert timings["train_s"] > 0
 
 
+COMPUTE_OPS = {"Conv", "Gemm", "MatMul"}
+
+
 def test_int8_is_qdq_runs_and_agrees_with_float():
+    """Every Conv/Gemm/MatMul of the float model is there and computes on dequantized inputs:
+    int8 weights (per channel) and uint8 activations, each through a QuantizeLinear ->
+    DequantizeLinear pair, not merely some QDQ node somewhere in the graph."""
     _, run, _ = deploy_run()
-    ops = {n.op_type for n in onnx.load(str(run / "model.int8.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    graph = onnx.load(str(run / "model.int8.onnx")).graph
+    float_graph = onnx.load(str(run / "model.onnx")).graph
+    ops = {n.op_type for n in graph.node}
     assert not ops & {"ConvInteger", "MatMulInteger"}
+    producer = {out: node for node in graph.node for out in node.output}
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    compute = [n for n in graph.node if n.op_type in COMPUTE_OPS]
+    assert len(compute) == sum(n.op_type in COMPUTE_OPS for n in float_graph.node) > 0
+    for node in compute:
+        activation, weight = (producer.get(name) for name in node.input[:2])
+        assert activation is not None and activation.op_type == "DequantizeLinear", node.name
+        assert weight is not None and weight.op_type == "DequantizeLinear", node.name
+        quantized_weight = inits[weight.input[0]]
+        assert quantized_weight.dtype == np.int8, node.name
+        if node.op_type == "Conv":
+            assert inits[weight.input[1]].size == quantized_weight.shape[0], "per channel"
+        source = producer.get(activation.input[0])
+        assert source is not None and source.op_type == "QuantizeLinear", node.name
+        assert inits[source.input[2]].dtype == np.uint8, node.name
     meta = read_metadata(run / "model.int8.onnx")
     assert meta["quantization"] == "int8-qdq" and meta["labels"] == sorted(TINY_CLASSES)
     agreement = top1_agreement(run / "model.int8.onnx", run / "model.onnx", fixture_images())
@@ -81,3 +103,28 @@ def test_export_command_bad_run_dir(tmp_path):
     root, _, _ = deploy_run()
     with pytest.raises(RunDirError, match="no such directory"):
         export(export_cfg(root, [f"run_dir={tmp_path / 'missing'}"]))
+
+
+def test_every_deployment_file_holds_the_best_weights_without_a_test(tmp_path):
+    """test_after_fit=false: model.safetensors and model.onnx both hold best.ckpt's weights
+    (here epoch 0's: the best by "lowest epoch"), not the last epoch's."""
+    from safetensors.torch import load_file
+
+    from kanji_lab.train import train
+    from tests.conftest import compose_train, tiny_overrides
+
+    best_first = ["callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min"]
+    overrides = [*tiny_overrides(), "debug=limit", "test_after_fit=false", "export.int8=false"]
+    run = tmp_path / "run"
+    train(compose_train([*overrides, *best_first], run, tmp_path / "cache"))
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert best["epoch"] == 0 and last["epoch"] == 1
+    stored = load_file(str(run / "model.safetensors"))
+    for key, value in stored.items():
+        torch.testing.assert_close(value, best["state_dict"][f"net.{key}"], rtol=0, atol=0)
+    assert any(not torch.equal(v, last["state_dict"][f"net.{k}"]) for k, v in stored.items())
+    net, _ = load_weights(run / "model.safetensors")
+    x = fixture_images(8)
+    want = net(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(run_session(session(run / "model.onnx"), x) - want).max() <= 1e-4

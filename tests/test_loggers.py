@@ -110,3 +110,16 @@ def test_wandb_disabled_mode_writes_no_run(tmp_path, tmp_cache, wandb_env, monke
     monkeypatch.setenv("WANDB_MODE", "disabled")
     train(compose_train([*tiny_overrides(), "debug=fdr", "logger=wandb"], tmp_path, tmp_cache))
     assert not _offline_runs(tmp_path)
+
+
+def test_resumed_run_continues_the_same_wandb_run(tmp_path, tmp_cache, wandb_env):
+    run = tmp_path / "run"
+    overrides = [*tiny_overrides(), "debug=limit", "logger=wandb", "callbacks.onnx_export=null"]
+    train(compose_train([*overrides, "trainer.max_epochs=1"], run, tmp_cache))
+    assert len(_offline_runs(run)) == 1
+    # resumed (here: with nothing left to train) into the same directory
+    train(compose_train([*overrides, "trainer.max_epochs=1", f"resume={run}"], run, tmp_cache))
+    runs = _offline_runs(run)
+    ids = {p.name.rsplit("-", 1)[1] for p in runs}
+    assert len(runs) == 2 and len(ids) == 1, "one W&B run id for the whole run, resume included"
+    assert ids == {(run / "wandb" / "run_id").read_text().strip()}

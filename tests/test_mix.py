@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 
 from kanji_lab.data import cache, sources
 from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.errors import DataSourceError
 from tests.conftest import TINY_CLASSES
 
 
@@ -49,5 +50,5 @@ def test_extra_only_for_classes_with_few_samples_and_cache_reused(tmp_path, monk
 
 
 def test_unknown_extra_source_is_named(tmp_path):
-    with pytest.raises(sources.DataSourceError, match="no data config 'nope'"):
+    with pytest.raises(DataSourceError, match="no data config 'nope'"):
         sources.build_cache(_cfg(tmp_path, extra=["nope"], extra_below=None))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from kanji_lab.config import config_dir
-from kanji_lab.evaluate import evaluate
+from kanji_lab.data.datamodule import CharacterDataModule, model_input
+from kanji_lab.evaluate import evaluate, load_run
 from kanji_lab.models import radicals
 from kanji_lab.models.hiercode import code_slots
 from kanji_lab.models.profile import count_macs, profile
@@ -161,14 +162,27 @@ UNSEEN = [
 
 def test_evaluate_zero_shot_reports_unseen_classes_apart(tmp_path):
     run = _tiny_run(tmp_path, "hiercode")
-    cfg = _eval_cfg(tmp_path, [f"run_dir={run}", *UNSEEN, "zero_shot.classes='愛'"])
+    unseen = [*UNSEEN[:3], "data.classes='亜唖愛悪'", UNSEEN[4]]
+    cfg = _eval_cfg(tmp_path, [f"run_dir={run}", *unseen, "zero_shot.classes='愛悪'"])
     metrics = evaluate(cfg)
     assert metrics["out_of_vocabulary"]["samples"] == 0
     zs = metrics["zero_shot"]
-    assert zs["classes"] == 1 and zs["samples"] == 3
-    assert zs["chance_top1"] == pytest.approx(1 / 6)
-    assert zs["unseen_only_top1"] == 1.0  # a single unseen class
-    assert 0 <= zs["top1"] <= zs["top5"] <= 1
+    assert zs["classes"] == 2 and zs["samples"] == 6
+    assert zs["chance_top1"] == pytest.approx(1 / 7)
+    assert zs["unseen_only_chance_top1"] == pytest.approx(1 / 2)
+    # the same scores computed here from the model's logits on the 6 samples of 愛 and 悪
+    net, labels, _ = load_run(run)
+    net.extend_labels(["愛", "悪"])
+    labels = [*labels, "愛", "悪"]
+    dm = CharacterDataModule(cfg.data, labels=labels)
+    dm.setup("test")
+    rows = [i for i in dm.splits["all"] if dm.targets[i] >= len(labels) - 2]
+    with torch.no_grad():
+        logits = net(model_input(torch.from_numpy(dm.data.images[rows])))
+    targets = torch.from_numpy(dm.targets[rows])
+    assert zs["top1"] == pytest.approx((logits.argmax(1) == targets).float().mean().item())
+    among = logits[:, -2:].argmax(1) + len(labels) - 2
+    assert zs["unseen_only_top1"] == pytest.approx((among == targets).float().mean().item())
 
 
 def test_evaluate_zero_shot_refuses_a_model_with_a_row_per_class(tmp_path):

@@ -1,5 +1,7 @@
 """The speed switches in ``perf`` are honoured and change nothing but speed."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -43,9 +45,21 @@ def test_compile_switch_wraps_the_network_and_keeps_plain_weights():
     torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-4)
 
 
+def _optimizer(model):
+    """The optimizer the module builds, as Lightning would ask for it during fit."""
+    model._trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1)
+    return model.configure_optimizers()["optimizer"]
+
+
 def test_fused_optimizer_switch(tmp_path):
     cfg = compose_train(
         [*tiny_overrides(), "debug=fdr", "perf.fused_optimizer=false"], tmp_path, tmp_path
     )
     model = build_model(cfg, list("ab"))
-    assert model.hparams.fused_optimizer is False
+    optimizer = _optimizer(model)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert all(group["fused"] in (False, None) for group in optimizer.param_groups)
+    cfg.perf.fused_optimizer = True
+    fused = _optimizer(build_model(cfg, list("ab")))
+    assert all(group["fused"] is True for group in fused.param_groups)
+    assert sum(len(g["params"]) for g in fused.param_groups) == len(list(model.parameters()))

@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -120,3 +121,31 @@ def test_optuna_sweep_optimises_the_returned_metric_and_reports(tmp_path):
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     assert best.name == "optuna" and 0.0 <= best.best_value <= 1.0
     assert len(list(csv.DictReader(write_report(sweep)["csv"].open()))) == 2
+
+
+def test_quick_throughput_run_leaves_the_readme_figures_alone(tmp_path, monkeypatch):
+    import argparse
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "experiments"))
+    results_io = importlib.import_module("results_io")
+    bench = importlib.import_module("bench_throughput")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- results:bench_throughput -->\nfull figures\n<!-- /results:bench_throughput -->\n"
+    )
+    monkeypatch.setattr(results_io, "ROOT", tmp_path)
+    monkeypatch.setattr(results_io, "RESULTS", tmp_path / "results")
+    models = bench.architectures()
+    quick = argparse.Namespace(quick=True, samples=20_000, steps=6, models=models)
+    partial = argparse.Namespace(quick=False, samples=bench.ETL9G_SAMPLES, steps=40, models=["cnn"])
+    full = argparse.Namespace(quick=False, samples=bench.ETL9G_SAMPLES, steps=40, models=models)
+    for args in (quick, partial):
+        name, update = bench.destination(args)
+        results_io.record(name, {"quick": True}, "quick figures", readme=update)
+        assert name == "bench_throughput_quick" and "full figures" in readme.read_text()
+    assert (tmp_path / "results" / "bench_throughput_quick.json").is_file()
+    assert not (tmp_path / "results" / "bench_throughput.json").exists()
+    name, update = bench.destination(full)
+    results_io.record(name, {"quick": False}, "new full figures", readme=update)
+    assert "new full figures" in readme.read_text()

@@ -52,3 +52,15 @@ def test_sample_split_only_by_name_and_bad_fractions_rejected():
         split_indices(writers, sources, by="random")
     with pytest.raises(ValueError, match="fractions"):
         split_indices(writers, sources, val=0.6, test=0.5)
+
+
+def test_small_families_keep_their_writers_for_training():
+    """Seven families of 4-7 writers: one test writer each, validation shared out (10% of all
+    writers), never the last training writer of a family."""
+    writers = np.arange(42)
+    families = np.repeat(np.arange(7), [7, 5, 7, 7, 7, 5, 4])
+    parts = split_indices(writers, families, val=0.1, test=0.1, seed=3)
+    per = {k: np.bincount(families[v], minlength=7) for k, v in parts.items()}
+    assert per["test"].tolist() == [1] * 7
+    assert per["val"].sum() == 4 and per["val"].max() == 1
+    assert per["train"].min() >= 2 and per["train"].sum() == 31

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kanji_lab.data import cache, fonts, sources, synthetic
 from kanji_lab.data.strokes import load_strokes, sample_path
+from kanji_lab.errors import DataSourceError
 
 FONTS = [
     {"package": "pylopdf_fonts_cjk", "path": "NotoSansJP-Regular.otf"},
@@ -186,13 +187,13 @@ def test_characters_without_strokes_fall_back_to_fonts(tmp_path: Path) -> None:
     ],
 )
 def test_bad_inputs_raise_clear_errors(tmp_path: Path, overrides: dict, message: str) -> None:
-    with pytest.raises(sources.DataSourceError, match=message):
+    with pytest.raises(DataSourceError, match=message):
         sources.build_cache(make_cfg(tmp_path, **overrides), progress=False)
 
 
 def test_no_font_glyph_and_no_strokes(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, classes="亜\U0010fffc", writers={"pen": 1, "font": 1})
-    with pytest.raises(sources.DataSourceError, match="neither KanjiVG stroke data nor a glyph"):
+    with pytest.raises(DataSourceError, match="neither KanjiVG stroke data nor a glyph"):
         sources.build_cache(cfg, progress=False)
 
 
@@ -217,3 +218,38 @@ def test_set_names_are_not_read_as_characters():
     with pytest.raises(ValueError, match="not a named class set"):
         resolve_classes("katakana_all")
     assert resolve_classes("亜a") == ["亜", "a"]
+
+
+@pytest.mark.parametrize("family", ["touch", "print"])
+def test_new_families_render_deterministically_under_their_name(tmp_path, family) -> None:
+    cfg = make_cfg(tmp_path, writers={family: 2})
+    first = build(cfg)
+    assert first.source_names == [f"synthetic/{family}"]
+    assert len(first.images) == 2 * len(FEW) and np.asarray(first.images).max() == 255
+    again = synthetic.generate(cfg, list(FEW), synthetic._writer_counts(cfg), progress=False)
+    assert np.array_equal(again.images, np.asarray(first.images))
+    other = synthetic.generate(
+        make_cfg(tmp_path, writers={family: 2}, seed=1), list(FEW), {**again.info["writers"]}, False
+    )
+    assert not np.array_equal(other.images, again.images)
+
+
+def test_touch_writers_draw_thinner_lines_than_brush_writers(tmp_path) -> None:
+    data = build(make_cfg(tmp_path, classes="一十永東", writers={"touch": 3, "brush": 3}))
+    images, families = np.asarray(data.images), np.asarray(data.sources)
+    ink = (images > 128).mean(axis=(1, 2))
+    assert data.source_names == ["synthetic/brush", "synthetic/touch"]
+    assert ink[families == 1].mean() < 0.7 * ink[families == 0].mean()
+
+
+def test_kana_copies_draw_each_kana_anew(tmp_path) -> None:
+    once = build(make_cfg(tmp_path, writers={"pen": 2}))
+    thrice = build(make_cfg(tmp_path, writers={"pen": 2}, kana_copies=3))
+    codes = np.asarray(thrice.codepoints)
+    assert (codes == ord("あ")).sum() == 6 and (codes == ord("亜")).sum() == 2
+    kana = np.asarray(thrice.images)[codes == ord("あ")]
+    assert len({image.tobytes() for image in kana}) == 6  # every copy is its own sample
+    first = np.asarray(once.images)[np.asarray(once.codepoints) == ord("あ")]
+    assert any(np.array_equal(first[0], image) for image in kana)  # copy 0 is the plain sample
+    with pytest.raises(DataSourceError, match="kana_copies"):
+        build(make_cfg(tmp_path, kana_copies=0))

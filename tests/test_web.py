@@ -294,12 +294,19 @@ def test_preprocessing_and_top1_parity(page, sites):
             other.close()
 
 
-def test_settings_come_from_the_model(chromium, sites, tmp_path, monkeypatch):
-    """Other pen and margin in the model's description: the page follows them, like Python."""
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"pen": 0.09, "margin": 0.15, "trim": 0.01},
+        {"pen": 0.012, "min_width": 2.6},  # a pen so thin that the minimum line width applies
+    ],
+)
+def test_settings_come_from_the_model(chromium, sites, tmp_path, monkeypatch, changed):
+    """Other pen, margin or line width in the model's description: the page follows them, like
+    Python."""
     folder = tmp_path / "site"
     shutil.copytree(sites["int8"][0], folder)
     manifest = json.loads((folder / "model/model.json").read_text())
-    changed = {"pen": 0.09, "margin": 0.15, "trim": 0.01}
     manifest["preprocessing"]["normalize"].update(changed)
     (folder / "model/model.json").write_text(json.dumps(manifest, ensure_ascii=False))
     for key, value in changed.items():

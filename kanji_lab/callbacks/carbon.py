@@ -18,8 +18,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch import Callback
 
+from kanji_lab.atomic import write_json
 from kanji_lab.callbacks.energy import CpuTimeEstimate, Meter, best_cpu_meter, gpu_meter
-from kanji_lab.run_dir import write_json
 
 log = logging.getLogger(__name__)
 
@@ -105,15 +105,21 @@ class CarbonTracker(Callback):
                 meters.append(gpu)
         return meters
 
-    def _start(self, trainer: pl.Trainer) -> None:
-        self._meters = self._make_meters(trainer)
+    def _start(self, trainer: pl.Trainer, remake: bool = True) -> None:
+        if remake or not self._meters:
+            self._meters = self._make_meters(trainer)
         for meter in self._meters:
             meter.start()
         self._started = time.perf_counter()
 
-    def _stop(self, trainer: pl.Trainer, phase: str) -> None:
+    def _stop(self, trainer: pl.Trainer, phase: str, final: bool = True) -> None:
+        """Add what the meters measured since they started to ``phase`` in the file; unless
+        ``final``, start them again (the file then holds every finished epoch's energy, so a
+        killed run loses only the epoch it was in)."""
         duration = time.perf_counter() - self._started
         joules = sum(meter.stop() for meter in self._meters)
+        if not final:
+            self._start(trainer, remake=False)
         total = trainer.strategy.reduce(
             torch.tensor(joules, dtype=torch.float64, device=trainer.strategy.root_device),
             reduce_op="sum",
@@ -122,6 +128,8 @@ class CarbonTracker(Callback):
             return
         methods = " + ".join(m.method for m in self._meters)
         self.result = self._record(phase, float(total), duration, methods, trainer.world_size)
+        if not final:
+            return
         metrics = {"carbon/kwh": self.result["kwh"], "carbon/kg_co2e": self.result["kg_co2e"]}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
@@ -130,8 +138,9 @@ class CarbonTracker(Callback):
     def _record(
         self, phase: str, joules: float, duration: float, method: str, ranks: int
     ) -> dict[str, Any]:
-        """Add a phase to ``emissions.json``. The file, not this object, holds the totals: with
-        ``ddp_spawn`` each fit/test runs in fresh processes, and a resumed run adds to them."""
+        """Add to a phase of ``emissions.json`` (written atomically). The file, not this object,
+        holds the totals: with ``ddp_spawn`` each fit/test runs in fresh processes, a resumed
+        run adds to them, and each epoch's energy is in it as soon as the epoch ends."""
         path = self.output_dir / EMISSIONS_FILE
         phases = json.loads(path.read_text()).get("phases", {}) if path.is_file() else {}
         before = phases.get(phase, {"kwh": 0.0, "duration_s": 0.0})
@@ -158,6 +167,9 @@ class CarbonTracker(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop(trainer, "fit", final=False)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop(trainer, "fit")

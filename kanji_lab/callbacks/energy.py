@@ -114,25 +114,96 @@ def best_cpu_meter(watts_per_core: float, scope: str = "process", use_rapl: bool
     return rapl or CpuTimeEstimate(watts_per_core, scope)
 
 
+def cuda_identity(index: int) -> dict[str, str]:
+    """What CUDA says device ``index`` (an ordinal of this process) is: its NVML-style UUID
+    (``GPU-...``) and PCI bus id (``00000000:3B:00.0``); empty without CUDA."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return {}
+        props = torch.cuda.get_device_properties(index)
+    except Exception:  # no CUDA build, no driver, no such device
+        return {}
+    identity = {}
+    uuid = str(getattr(props, "uuid", "") or "")
+    if uuid:
+        identity["uuid"] = uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+    if getattr(props, "pci_bus_id", None) is not None:
+        domain, bus = getattr(props, "pci_domain_id", 0), props.pci_bus_id
+        device = getattr(props, "pci_device_id", 0)
+        identity["pci_bus_id"] = f"{domain:08X}:{bus:02X}:{device:02X}.0"
+    return identity
+
+
+def nvml_handle(nvml, index: int, identity: dict[str, str] | None = None, env=None):
+    """The NVML handle of CUDA device ``index`` and how it was found.
+
+    The CUDA ordinal is no NVML index: CUDA numbers only the devices in ``CUDA_VISIBLE_DEVICES``,
+    in that order (and, unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, fastest first), while NVML numbers
+    every GPU of the machine by PCI bus. So, in order: the device's UUID, then its PCI bus id, as
+    CUDA reports them (``identity``, by default :func:`cuda_identity`); then the ``index``-th entry
+    of ``CUDA_VISIBLE_DEVICES`` (an NVML index, or a UUID or its unambiguous prefix); then the
+    ordinal itself (nothing hidden, nothing reordered).
+    """
+    identity = cuda_identity(index) if identity is None else identity
+    env = os.environ if env is None else env
+    if identity.get("uuid"):
+        try:
+            return nvml.nvmlDeviceGetHandleByUUID(identity["uuid"]), identity["uuid"]
+        except nvml.NVMLError:
+            pass
+    if identity.get("pci_bus_id"):
+        try:
+            handle = nvml.nvmlDeviceGetHandleByPciBusId(identity["pci_bus_id"])
+            return handle, f"PCI {identity['pci_bus_id']}"
+        except nvml.NVMLError:
+            pass
+    visible = [v.strip() for v in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if index < len(visible):
+        entry = visible[index]
+        if entry.isdigit():
+            return nvml.nvmlDeviceGetHandleByIndex(int(entry)), f"NVML index {entry}"
+        return _handle_by_uuid_prefix(nvml, entry), entry
+    return nvml.nvmlDeviceGetHandleByIndex(index), f"NVML index {index}"
+
+
+def _handle_by_uuid_prefix(nvml, prefix: str):
+    """CUDA_VISIBLE_DEVICES may name a GPU by the start of its UUID (``GPU-8932f9``)."""
+    matches = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(i)
+        uuid = nvml.nvmlDeviceGetUUID(handle)
+        uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
+        if uuid.startswith(prefix):
+            matches.append(handle)
+    if len(matches) != 1:
+        raise nvml.NVMLError(f"CUDA_VISIBLE_DEVICES entry {prefix!r} names {len(matches)} GPUs")
+    return matches[0]
+
+
 class GpuMeter:
     """Energy of CUDA devices from NVML: the total-energy counter (Volta and newer), else power
-    readings integrated over time by a sampling thread."""
+    readings integrated over time by a sampling thread. ``indices`` are CUDA ordinals of this
+    process, mapped to NVML devices by :func:`nvml_handle`."""
 
     def __init__(self, indices: list[int], interval_s: float = 0.5) -> None:
         import pynvml  # nvidia-ml-py
 
         pynvml.nvmlInit()
         self.nvml = pynvml
-        self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in indices]
+        found = [nvml_handle(pynvml, i) for i in indices]
+        self.handles = [handle for handle, _ in found]
+        names = ", ".join(f"cuda:{i} = {name}" for i, (_, name) in zip(indices, found, strict=True))
         self.interval_s = interval_s
         try:
             for h in self.handles:
                 pynvml.nvmlDeviceGetTotalEnergyConsumption(h)
             self.counter = True
-            self.method = f"NVML energy counter (GPU {', '.join(map(str, indices))})"
+            self.method = f"NVML energy counter ({names})"
         except pynvml.NVMLError:
             self.counter = False
-            self.method = f"NVML power readings every {interval_s:g}s (GPU {indices})"
+            self.method = f"NVML power readings every {interval_s:g}s ({names})"
         self._start: list[int] = []
         self._joules = 0.0
         self._stop = threading.Event()

@@ -17,8 +17,6 @@ and a vocabulary is ``sorted(set(codepoints))``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,25 +75,18 @@ def is_complete(cache_dir: Path, fingerprint: dict[str, Any]) -> bool:
 
 def write_cache(cache_dir: Path, data: CharacterSet, fingerprint: dict[str, Any]) -> Path:
     """Write ``data`` to ``cache_dir`` atomically: a half-written cache is never seen as valid."""
-    cache_dir = Path(cache_dir)
-    tmp = cache_dir.with_name(cache_dir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "images.npy", np.ascontiguousarray(data.images, dtype=np.uint8))
-    np.save(tmp / "codepoints.npy", np.asarray(data.codepoints, dtype=np.int32))
-    np.save(tmp / "writers.npy", np.asarray(data.writers, dtype=np.int32))
-    np.save(tmp / "sources.npy", np.asarray(data.sources, dtype=np.int16))
-    manifest = {
-        "version": FORMAT_VERSION,
-        "count": len(data),
-        "sources": list(data.source_names),
-        "fingerprint": _jsonable(fingerprint),
-        "info": _jsonable(data.info),
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    os.replace(tmp, cache_dir)
-    return cache_dir
+    from kanji_lab.data.cache_writer import CacheWriter
+
+    writer = CacheWriter(cache_dir, len(data), data.source_names)
+    try:
+        writer.images[:] = data.images
+        writer.codepoints[:] = data.codepoints
+        writer.writers[:] = data.writers
+        writer.sources[:] = data.sources
+        return writer.finish(fingerprint, data.info)
+    except BaseException:
+        writer.abandon()
+        raise
 
 
 def open_cache(cache_dir: Path) -> CharacterSet:

@@ -8,13 +8,13 @@ is renamed over the cache folder only once the manifest is written, so ``cache.i
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kanji_lab.atomic import remove_stale, replace_dir, temporary_dir
 from kanji_lab.data.cache import FORMAT_VERSION, IMAGE_SIZE, _jsonable
 
 
@@ -23,7 +23,9 @@ class CacheWriter:
 
     def __init__(self, cache_dir: Path, count: int, source_names: list[str]) -> None:
         self.cache_dir = Path(cache_dir)
-        self.tmp = self.cache_dir.with_name(self.cache_dir.name + f".tmp{os.getpid()}")
+        # what a killed build of this cache left behind (a temporary folder can be gigabytes)
+        remove_stale(self.cache_dir.parent, self.cache_dir.name)
+        self.tmp = temporary_dir(self.cache_dir)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         self.count = count
@@ -60,8 +62,7 @@ class CacheWriter:
             "info": _jsonable(info),
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
-        shutil.rmtree(self.cache_dir, ignore_errors=True)
-        os.replace(self.tmp, self.cache_dir)
+        replace_dir(self.tmp, self.cache_dir)
         return self.cache_dir
 
     def abandon(self) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -16,25 +19,47 @@ from kanji_lab.data import sources
 from kanji_lab.data.augment import BatchAugment
 from kanji_lab.data.cache import CharacterSet, open_cache
 from kanji_lab.data.splits import split_indices, train_only
+from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
 
 class EpochBatchSampler(Sampler[np.ndarray]):
     """Yields index batches; the shuffle order depends only on (seed, epoch), so a resumed run
-    sees the same batches it would have seen without the interruption."""
+    sees the same batches it would have seen without the interruption.
 
-    def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
+    ``min_last``: a last batch smaller than this joins the batch before it (training uses 2: a
+    batch of one sample breaks batch normalisation, e.g. ``BatchNorm1d`` in training mode)."""
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        min_last: int = 1,
+    ):
         self.size, self.batch_size = size, batch_size
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.min_last = min_last
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    def _bounds(self) -> list[int]:
         whole, rest = divmod(self.size, self.batch_size)
-        return whole + (0 if self.drop_last or rest == 0 else 1)
+        stops = [self.batch_size * (k + 1) for k in range(whole)]
+        if rest and not self.drop_last:
+            if rest < self.min_last and stops:
+                stops[-1] = self.size  # too small alone: joins the batch before it
+            else:
+                stops.append(self.size)
+        return stops
+
+    def __len__(self) -> int:
+        return len(self._bounds())
 
     def __iter__(self):
         order = (
@@ -42,8 +67,10 @@ class EpochBatchSampler(Sampler[np.ndarray]):
             if self.shuffle
             else np.arange(self.size)
         )
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[start : start + self.batch_size]
+        start = 0
+        for stop in self._bounds():
+            yield order[start:stop]
+            start = stop
 
 
 class IndexedBatches(Dataset):
@@ -65,18 +92,40 @@ class IndexedBatches(Dataset):
 class ResidentBatches:
     """Index batches for samples that live on the training device: each epoch's order (the same
     as :class:`EpochBatchSampler` gives the DataLoader path) is copied to the device once, and each
-    step yields a slice of it, so no image crosses from the host during training."""
+    step yields a slice of it, so no image crosses from the host during training.
+
+    Lightning shards only DataLoaders, so under DDP this shards itself, exactly as Lightning shards
+    the DataLoader path: it wraps the :class:`EpochBatchSampler` in a ``DistributedSamplerWrapper``
+    that treats each batch as one item: with ``shard={"num_replicas": W, "rank": r, "shuffle": s,
+    "seed": k}`` the epoch's batches are permuted by ``torch.randperm`` seeded with ``k + epoch``
+    (training: ``s`` true, ``k`` the global seed), padded with their first batches to a multiple
+    of ``W``, and rank ``r`` gets batches ``r, r + W, ...``; ``unrepeated=True`` (prediction)
+    pads nothing, as Lightning does there.
+    """
 
     batch_sampler = None  # Lightning reads ``sampler`` (for set_epoch) and this, as on a DataLoader
 
-    def __init__(self, indices: np.ndarray, sampler: EpochBatchSampler, device: torch.device):
-        self.indices, self.sampler, self.device = indices, sampler, device
+    def __init__(
+        self,
+        indices: np.ndarray,
+        sampler: EpochBatchSampler,
+        device: torch.device,
+        shard: dict[str, int] | None = None,
+        unrepeated: bool = False,
+    ):
+        self.indices, self.device = indices, device
+        self.sampler: Sampler = sampler
+        if shard and shard.get("num_replicas", 1) > 1:
+            wrap = UnrepeatedDistributedSamplerWrapper if unrepeated else DistributedSamplerWrapper
+            self.sampler = wrap(sampler, **shard)
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self):
         batches = [np.sort(self.indices[positions]) for positions in self.sampler]
+        if not batches:
+            return
         rows = torch.from_numpy(np.concatenate(batches)).to(self.device)
         start = 0
         for batch in batches:
@@ -115,6 +164,7 @@ class CharacterDataModule(pl.LightningDataModule):
         self.seed = seed
         self.in_memory = in_memory
         self.resident: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.resident_device: torch.device | None = None
         self.data: CharacterSet | None = None
         self.targets: np.ndarray | None = None
         self.splits: dict[str, np.ndarray] = {}
@@ -123,11 +173,18 @@ class CharacterDataModule(pl.LightningDataModule):
         sources.build_cache(self.cfg, progress=True)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.data is not None:
-            return
+        """Load the data (once), and when a trainer runs it (fit, validate, test or predict) keep
+        the images on that trainer's device if ``in_memory`` says so. Called without a trainer
+        (e.g. to read the labels before one exists) it only loads."""
+        if self.data is None:
+            self._load()
+        if self.trainer is not None:
+            self.place(self.trainer.strategy.root_device)
+
+    def _load(self) -> None:
         self.data = open_cache(Path(sources.build_cache(self.cfg, progress=True)))
         if len(self.data) == 0:
-            raise sources.DataSourceError(f"data source {self.cfg.name!r} holds no samples")
+            raise DataSourceError(f"data source {self.cfg.name!r} holds no samples")
         if self.labels is None:
             self.labels = self.data.characters
         self.targets = encode_targets(self.data.codepoints, self.labels)
@@ -149,13 +206,27 @@ class CharacterDataModule(pl.LightningDataModule):
         self.splits["all"] = np.arange(len(self.data))
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data %s: %d classes; samples: %s", self.cfg.name, len(self.labels), counts)
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        if self._keep_resident(device):
-            self.resident = (
-                torch.from_numpy(np.array(self.data.images)).to(device),
-                torch.from_numpy(self.targets).to(device),
-            )
-            log.info("data %s: %d images held on %s", self.cfg.name, len(self.data), device)
+
+    def place(self, device: torch.device) -> None:
+        """Hold the images and targets on ``device`` (moving them from where they are) when
+        ``in_memory`` says so there, else stream them from the cache. ``resident_device`` records
+        the device decided for (None: streamed)."""
+        device = torch.device(device)
+        if self.resident_device == device:
+            return
+        held = self.resident
+        self.resident, self.resident_device = None, None
+        if not self._keep_resident(device):
+            return
+        if held is None:
+            held = (torch.from_numpy(np.array(self.data.images)), torch.from_numpy(self.targets))
+        self.resident = (held[0].to(device), held[1].to(device))
+        self.resident_device = device
+        log.info("data %s: %d images held on %s", self.cfg.name, len(self.data), device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # spawned DDP ranks place their own copy on their own device in setup
+        return {**self.__dict__, "resident": None, "resident_device": None}
 
     def _keep_resident(self, device: torch.device) -> bool:
         if self.in_memory != "auto":
@@ -170,23 +241,29 @@ class CharacterDataModule(pl.LightningDataModule):
         return len(self.labels or [])
 
     def loader(
-        self, split: str, shuffle: bool = False, resident: bool = True
+        self, split: str, shuffle: bool = False, resident: bool = True, unrepeated: bool = False
     ) -> DataLoader | ResidentBatches:
         """Batches of one split: ``train``, ``val``, ``test`` or ``all``: ``(uint8 images,
         targets)`` on the host, or row indices on the device when the images are held there
-        (``resident=False`` always gives host batches, e.g. for calibration or evaluation)."""
+        (``resident=False`` always gives host batches, e.g. for calibration or evaluation).
+        Without a trainer, ``in_memory=True`` holds the images on the CPU."""
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r}; choose from {', '.join(self.splits)}")
         indices = self.splits[split]
         if len(indices) == 0:
-            raise sources.DataSourceError(
+            raise DataSourceError(
                 f"the {split} split of {self.cfg.name!r} is empty: the source has too few writers "
                 f"for data.split fractions {OmegaConf.to_container(self.cfg.get('split', {}))}"
             )
         batch = self.batch_size if shuffle else self.eval_batch_size
-        sampler = EpochBatchSampler(len(indices), batch, shuffle, self.seed, drop_last=False)
+        sampler = EpochBatchSampler(
+            len(indices), batch, shuffle, self.seed, drop_last=False, min_last=2 if shuffle else 1
+        )
+        if resident and self.trainer is None and self.resident_device is None:
+            self.place(torch.device("cpu"))
         if resident and self.resident is not None:
-            return ResidentBatches(indices, sampler, self.resident[0].device)
+            shard = self._shard(train=shuffle)
+            return ResidentBatches(indices, sampler, self.resident[0].device, shard, unrepeated)
         return DataLoader(
             IndexedBatches(self.data.images, self.targets, indices),
             batch_size=None,
@@ -195,29 +272,53 @@ class CharacterDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def _shard(self, train: bool) -> dict[str, Any] | None:
+        """This rank's part under DDP, chosen as Lightning chooses it for a DataLoader (it leaves
+        other iterables alone): for training it shuffles the batch order by the global seed
+        (``PL_GLOBAL_SEED``) and the epoch, except with ``overfit_batches``. None: one process."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return None
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if not getattr(connector, "use_distributed_sampler", True):
+            return None
+        kwargs = trainer.distributed_sampler_kwargs or {}
+        return {
+            "num_replicas": kwargs.get("num_replicas", trainer.world_size),
+            "rank": kwargs.get("rank", trainer.global_rank),
+            "shuffle": train and not trainer.overfit_batches,
+            "seed": int(os.getenv("PL_GLOBAL_SEED", 0)),
+        }
+
+    def train_dataloader(self) -> DataLoader | ResidentBatches:
         return self.loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | ResidentBatches:
         return self.loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | ResidentBatches:
         return self.loader("test")
+
+    def predict_dataloader(self) -> DataLoader | ResidentBatches:
+        """The test split, in order (each sample once, also under DDP)."""
+        return self.loader("test", unrepeated=True)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, torch.Tensor):  # row indices into the resident images
             images, targets = self.resident[0][batch], self.resident[1][batch]
         else:
             images, targets = batch
-        x = images.unsqueeze(1).float() / 255.0
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
-            x = self.augment(x)
-        return x * 2.0 - 1.0, targets
+        augment = self.augment if self.trainer is not None and self.trainer.training else None
+        return model_input(images, augment), targets
 
 
-def model_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ink-bright ``(B, 64, 64)`` -> the float ``(B, 1, 64, 64)`` in [-1, 1] models take."""
-    return images.unsqueeze(1).float() / 127.5 - 1.0
+def model_input(images: torch.Tensor, augment: BatchAugment | None = None) -> torch.Tensor:
+    """uint8 ink-bright ``(B, 64, 64)`` -> the float ``(B, 1, 64, 64)`` in [-1, 1] models take;
+    ``augment`` (training) works on the images in [0, 1], before the shift to [-1, 1]."""
+    x = images.unsqueeze(1).float() / 255.0
+    if augment is not None:
+        x = augment(x)
+    return x * 2.0 - 1.0
 
 
 def encode_targets(codepoints: np.ndarray, labels: list[str]) -> np.ndarray:

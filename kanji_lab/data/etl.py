@@ -9,6 +9,7 @@ structured big-endian dtype, the pixels through lookup tables (one packed byte -
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,8 +20,9 @@ import numpy as np
 from kanji_lab.data import etl_labels
 from kanji_lab.data.cache import IMAGE_SIZE
 from kanji_lab.data.normalize import normalize_ink
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.errors import DataSourceError
 
+log = logging.getLogger(__name__)
 WRITER_BLOCK = 100_000  # global writer id = family id * WRITER_BLOCK + writer within the family
 CHUNK = 256  # records decoded at a time, to bound memory
 
@@ -267,26 +269,50 @@ def _read_records(path: Path, part: Part) -> np.ndarray:
 
 
 def _drop_dummy(raw: np.ndarray, path: Path, part: Part) -> np.ndarray:
-    if raw[0].any():
-        raise DataSourceError(
-            f"{path}: the first record is not the all-zero dummy record every {part.name} file "
-            "starts with; is this a file of another part?"
+    """Skip record 0, the dummy each file of the part starts with. The format does not promise
+    that it is all zero: other bytes only earn a warning."""
+    if len(raw) and raw[0].any():
+        log.warning(
+            "%s: the dummy record %s files start with holds %d non-zero bytes; skipped as usual",
+            path,
+            part.name,
+            int(np.count_nonzero(raw[0])),
         )
     return raw[1:]
 
 
-def check_padding(raw: np.ndarray, path: Path, part: Part) -> None:
-    """Fail loudly when the layout's padding bytes hold data: the file has another layout
-    (e.g. ETL9G read as ETL8G: identical record length, image 4 bytes apart)."""
+def check_padding(raw: np.ndarray, path: Path, part: Part) -> int:
+    """Check the layout's undefined ("uncertain") byte ranges, which the format does not promise
+    to be zero: data there in most records while another layout's ranges are all zero means a
+    file of that other part (e.g. ETL9G read as ETL8G: identical record length, image 4 bytes
+    apart), a DataSourceError; otherwise a warning with the count. Returns that count."""
+    if not len(raw) or not part.layout.zero_ranges:
+        return 0
+    dirty = np.zeros(len(raw), dtype=bool)
     for start, stop in part.layout.zero_ranges:
-        if raw[:, start:stop].any():
-            others = [p.name for p in PARTS.values() if _padding_is_zero(raw, p.layout)]
-            hint = f"; its bytes fit the {' / '.join(others)} layout" if others else ""
-            raise DataSourceError(
-                f"{path}: bytes {start}..{stop - 1} of the records, padding in the {part.name} "
-                f"layout, hold data: this is not an {part.name} file{hint}. Put each part's files "
-                "in its own folder under their original names."
-            )
+        dirty |= raw[:, start:stop].any(axis=1)
+    count = int(dirty.sum())
+    if not count:
+        return 0
+    others = [p.name for p in PARTS.values() if p is not part and _padding_is_zero(raw, p.layout)]
+    ranges = ", ".join(f"{a}..{b - 1}" for a, b in part.layout.zero_ranges)
+    if others and 2 * count >= len(raw):
+        raise DataSourceError(
+            f"{path}: this is not an {part.name} file: bytes {ranges} of the records, undefined "
+            f"in the {part.name} layout, hold data in {count} of {len(raw)} records, and its "
+            f"bytes fit the {' / '.join(others)} layout. Put each part's files in its own folder "
+            "under their original names."
+        )
+    log.warning(
+        "%s: %d of %d records hold non-zero bytes in the undefined ranges %s of the %s layout; "
+        "read as usual",
+        path,
+        count,
+        len(raw),
+        ranges,
+        part.name,
+    )
+    return count
 
 
 def _padding_is_zero(raw: np.ndarray, layout: Layout) -> bool:

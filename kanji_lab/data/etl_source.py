@@ -2,7 +2,7 @@
 
 Sources: ``etl9g``, ``etl8g``, ``etl7``, ``etl6``, ``etl1``, ``etl8b``, ``etl9b`` (one part each),
 ``combined_all_etl`` (whatever of ETL6, ETL7, ETL8G, ETL9G is present, one vocabulary) and
-``auto`` (the largest ETL source present, else the synthetic data).
+``auto`` (the largest of every ETL source present, else the synthetic data).
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from kanji_lab.config import data_config
 from kanji_lab.data import cache, etl, sources
 from kanji_lab.data.cache_writer import CacheWriter
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
+from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
 DOWNLOAD_URL = "http://etlcdb.db.aist.go.jp/"
 DECODER_VERSION = 1  # bump when decoding or resizing changes what a cache holds
-HEAD_RECORDS = 4  # records checksummed per file for the fingerprint
+SAMPLED_RECORDS = 16  # records checksummed per file for the fingerprint, spread through it
 
 SOURCE_PARTS = {
     "etl9g": ("ETL9G",),
@@ -39,7 +41,8 @@ SOURCE_PARTS = {
     "etl9b": ("ETL9B",),
     "combined_all_etl": ("ETL6", "ETL7", "ETL8G", "ETL9G"),
 }
-AUTO_ORDER = ("combined_all_etl", "etl9g", "etl8g", "etl7", "etl6")
+# data=auto: every ETL source, in the order that breaks ties between equally large ones
+AUTO_ORDER = ("combined_all_etl", "etl9g", "etl9b", "etl8g", "etl8b", "etl7", "etl6", "etl1")
 
 
 @dataclass(frozen=True)
@@ -173,28 +176,39 @@ def locate(cfg: DictConfig, part_names: tuple[str, ...], require_all: bool) -> l
 
 
 def fingerprint(cfg: DictConfig, files: list[PartFile]) -> dict[str, Any]:
-    """What a cache is built from: each file's size and head checksum, and the parameters."""
+    """What a cache is built from: each file's size, modification time and a checksum of
+    records sampled through the whole file (not only its head: a file rewritten in place with
+    other records of the same size must rebuild the cache), and the parameters."""
     return {
         "source": cfg.get("source"),
         "decoder": DECODER_VERSION,
         "image_size": cache.IMAGE_SIZE,
+        "normalize": NORMALIZE_SETTINGS,
         "include_models": bool(cfg.get("include_models", False)),
         "files": [
             {
                 "part": f.part.name,
                 "name": f.path.name,
                 "size": f.path.stat().st_size,
-                "head_sha1": head_checksum(f.path, f.part),
+                "mtime_ns": f.path.stat().st_mtime_ns,
+                "sampled_sha1": sampled_checksum(f.path, f.part.layout.record_length),
             }
             for f in files
         ],
     }
 
 
-def head_checksum(path: Path, part: etl.Part) -> str:
-    """SHA-1 of the first records of ``path``."""
+def sampled_checksum(path: Path, record_length: int, samples: int = SAMPLED_RECORDS) -> str:
+    """SHA-1 of ``samples`` whole records spread evenly from the first to the last (all of them
+    in a smaller file): a few reads, whatever the file's size."""
+    count = Path(path).stat().st_size // record_length
+    picks = sorted({round(k * (count - 1) / max(samples - 1, 1)) for k in range(samples)})
+    digest = hashlib.sha1()
     with open(path, "rb") as fh:
-        return hashlib.sha1(fh.read(HEAD_RECORDS * part.layout.record_length)).hexdigest()
+        for index in picks if count else []:
+            fh.seek(index * record_length)
+            digest.update(fh.read(record_length))
+    return digest.hexdigest()
 
 
 def cache_folder(cfg: DictConfig, root: Path) -> Path:
@@ -309,13 +323,8 @@ def choose_auto(cfg: DictConfig) -> str | None:
 
 
 def synthetic_config(cfg: DictConfig) -> DictConfig:
-    """``conf/data/synthetic.yaml`` with this config's cache folder."""
-    from kanji_lab import config
-
-    path = Path(config.config_dir()) / "data" / "synthetic.yaml"
-    synthetic = OmegaConf.load(path)
-    synthetic.cache_dir = str(cfg.cache_dir)
-    return synthetic
+    """``data=synthetic`` as Hydra composes it, with this config's cache folder."""
+    return data_config("synthetic", cache_dir=str(cfg.cache_dir))
 
 
 @sources.register("auto")

@@ -1,8 +1,10 @@
 """Source ``folder``: any folder of labelled character images described by ``labels.csv``.
 
 ``<root>/labels.csv`` has columns ``path,char`` (paths relative to the folder or absolute; extra
-columns ignored; an optional ``writer`` column groups samples by hand, else one writer per image).
-This is the format ``python -m kanji_lab.dump`` writes.
+columns ignored). Samples are grouped into writers, which go to one split whole, by
+``data.group_by``: ``auto`` (the ``writer`` column when present, else one writer per image, said
+loudly in the log and in the run's ``metrics.json``), a column name, ``folder`` (each image's
+sub-folder) or ``image``. This is the format ``python -m kanji_lab.dump`` writes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, sources
 from kanji_lab.data.images import normalize_image
-from kanji_lab.data.sources import DataSourceError
+from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
+from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +69,41 @@ def load_image(path: Path, invert: str) -> np.ndarray:
         raise DataSourceError(f"cannot read image {path}: {err}") from err
 
 
-def writer_ids(rows: list[dict[str, str]]) -> np.ndarray:
-    """From the ``writer`` column when present (any strings), else one writer per image."""
-    if rows and "writer" in rows[0] and all(r.get("writer") for r in rows):
-        names = [r["writer"] for r in rows]
-        table = {name: i for i, name in enumerate(dict.fromkeys(names))}
-        return np.array([table[n] for n in names], dtype=np.int32)
-    return np.arange(len(rows), dtype=np.int32)
+PER_IMAGE_WARNING = (
+    "data=folder: {labels} has no writer column, so every image is its own writer and the "
+    "train/val/test split is per sample: a hand seen in training can be scored in test, which "
+    "inflates the accuracy. Add a writer column, or group with data.group_by=folder (one writer "
+    "per sub-folder) or data.group_by=<column>."
+)
+
+
+def writer_ids(
+    rows: list[dict[str, str]], group_by: str = "auto", labels: str = "labels.csv"
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Writer ids by ``group_by`` and what was done (``info["writers"]`` of the cache: how the
+    samples were grouped, how many groups, and a warning when that was one per image)."""
+    column = "writer" if group_by == "auto" else group_by
+    per_image = group_by == "image" or (group_by == "auto" and not _has_column(rows, column))
+    if group_by == "folder":
+        names, grouped = [Path(r["path"]).parent.as_posix() for r in rows], "folder"
+    elif per_image:
+        names, grouped = [str(i) for i in range(len(rows))], "image"
+    elif _has_column(rows, column):
+        names, grouped = [r[column] for r in rows], column
+    else:
+        raise DataSourceError(
+            f"data.group_by={group_by}: {labels} has no {column!r} column with a value on every "
+            f"line (its columns: {', '.join(rows[0])}); name a column, or use folder, image or auto"
+        )
+    table = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    info: dict[str, Any] = {"grouped_by": grouped, "groups": len(table)}
+    if per_image and group_by == "auto":
+        info["warning"] = PER_IMAGE_WARNING.format(labels=labels)
+    return np.array([table[n] for n in names], dtype=np.int32), info
+
+
+def _has_column(rows: list[dict[str, str]], column: str) -> bool:
+    return bool(rows) and column in rows[0] and all(r.get(column) for r in rows)
 
 
 def fingerprint(root: Path, rows: list[dict[str, str]], invert: str) -> dict[str, Any]:
@@ -86,6 +117,7 @@ def fingerprint(root: Path, rows: list[dict[str, str]], invert: str) -> dict[str
         "root": str(root.resolve()),
         "invert": invert,
         "digest": digest.hexdigest(),
+        "normalize": NORMALIZE_SETTINGS,
     }
 
 
@@ -99,7 +131,10 @@ def build_folder(cfg: DictConfig, progress: bool = True) -> Path:
     root = Path(str(cfg.root)).expanduser()
     invert = str(cfg.get("invert", "auto")).lower()
     rows = read_labels(root)
-    stamp = fingerprint(root, rows, invert)
+    writers, grouping = writer_ids(rows, str(cfg.get("group_by", "auto")), str(root / "labels.csv"))
+    if "warning" in grouping:
+        log.warning("%s", grouping["warning"])
+    stamp = {**fingerprint(root, rows, invert), "group_by": grouping["grouped_by"]}
     tag = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
     folder = Path(str(cfg.cache_dir)).expanduser() / f"{cfg.name}-{tag}"
     if cache.is_complete(folder, stamp):
@@ -111,10 +146,15 @@ def build_folder(cfg: DictConfig, progress: bool = True) -> Path:
     data = cache.CharacterSet(
         images=images,
         codepoints=np.array([ord(r["char"]) for r in rows], dtype=np.int32),
-        writers=writer_ids(rows),
+        writers=writers,
         sources=np.zeros(len(rows), dtype=np.int16),
         source_names=[SOURCE_NAME],
-        info={"root": str(root), "images": len(rows)},
+        info={
+            "root": str(root),
+            "images": len(rows),
+            "writers": grouping,
+            "warnings": [grouping["warning"]] if "warning" in grouping else [],
+        },
     )
     log.info("Read %d images from %s", len(rows), root)
     return cache.write_cache(folder, data, stamp)

@@ -101,7 +101,7 @@ def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generato
     xs, ys = np.meshgrid(grid, grid)
     out = np.stack([xs, ys], axis=-1) - centre
     src = out @ inverse.T + (w / 2, h / 2)
-    src += rng.normal(0.0, 0.02 * max(w, h), src.shape)  # local warp, as a hand's wobble
+    src += rng.normal(0.0, style.warp * max(w, h), src.shape)  # local warp, as a hand's wobble
     mesh = []
     for i in range(_MESH):
         for j in range(_MESH):

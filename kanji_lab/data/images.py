@@ -10,23 +10,26 @@ import numpy as np
 from PIL import Image
 
 from kanji_lab.data.cache import IMAGE_SIZE
-from kanji_lab.data.normalize import normalize_ink
+from kanji_lab.data.normalize import Settings, normalize_ink
 
 _INVERT = {"auto", "true", "false"}
 
 
-def normalize_image(img: Image.Image, invert: str = "auto", size: int = IMAGE_SIZE) -> np.ndarray:
+def normalize_image(
+    img: Image.Image, invert: str = "auto", size: int = IMAGE_SIZE, settings: Settings | None = None
+) -> np.ndarray:
     """Any PIL image -> ``(size, size)`` uint8, ink bright, normalised like every other source.
 
     ``invert``: ``"true"`` for dark ink on a light background, ``"false"`` for light ink on dark,
-    ``"auto"`` to decide per image from its border (the background).
+    ``"auto"`` to decide per image from its border (the background). ``settings``: the
+    normalisation a model was trained with (default: this version's).
     """
     invert = str(invert).lower()
     if invert not in _INVERT:
         raise ValueError(f"invert must be one of {sorted(_INVERT)}, got {invert!r}")
     gray = grayscale(img)
     dark_ink = has_dark_ink(gray) if invert == "auto" else invert == "true"
-    return normalize_ink(255 - gray if dark_ink else gray, size)
+    return normalize_ink(255 - gray if dark_ink else gray, size, settings)
 
 
 def grayscale(img: Image.Image) -> np.ndarray:

@@ -12,31 +12,34 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from kanji_lab.config import config_dir
-from kanji_lab.data import cache, sources
+from kanji_lab.config import data_config
+from kanji_lab.data import cache
+from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
+Builder = Callable[[DictConfig, bool], Path]
 
 
-def build_with_extra(cfg: DictConfig, progress: bool) -> Path:
-    """The cache of ``cfg``'s source joined with its ``extra`` sources."""
+def build_with_extra(cfg: DictConfig, progress: bool, build: Builder) -> Path:
+    """The cache of ``cfg``'s source joined with its ``extra`` sources; ``build`` builds one
+    source's cache (:func:`kanji_lab.data.sources.build_cache`, passed in so that this module
+    does not import the registry that calls it)."""
     main_cfg = cfg.copy()
     with open_dict(main_cfg):
         main_cfg.extra = []
-    main_dir = sources.build_cache(main_cfg, progress)
+    main_dir = build(main_cfg, progress)
     main = cache.open_cache(main_dir)
     wanted = classes_needing_samples(main.codepoints, cfg.get("extra_below"))
     if not wanted:
         log.info("data.extra: every class has at least %s samples; nothing added", cfg.extra_below)
         return main_dir
-    extra_dirs = [
-        sources.build_cache(extra_config(name, cfg, wanted), progress) for name in cfg.extra
-    ]
+    extra_dirs = [build(extra_config(name, cfg, wanted), progress) for name in cfg.extra]
     parts = [main_dir, *extra_dirs]
     fingerprint = {"parts": [str(p) for p in parts], "manifests": [_manifest(p) for p in parts]}
     digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
@@ -63,17 +66,16 @@ def classes_needing_samples(codepoints: np.ndarray, below: int | None) -> list[s
 
 def extra_config(name: str, cfg: DictConfig, classes: list[str]) -> DictConfig:
     """The ``conf/data/<name>.yaml`` config, in ``cfg``'s cache folder, for ``classes``."""
-    path = Path(config_dir()) / "data" / f"{name}.yaml"
-    if not path.is_file():
-        raise sources.DataSourceError(
+    try:
+        extra = data_config(name, cache_dir=str(cfg.cache_dir))
+    except KeyError:
+        raise DataSourceError(
             f"data.extra: no data config {name!r} (see conf/data/); e.g. data.extra=[synthetic]"
-        )
-    extra = OmegaConf.load(path)
-    extra.cache_dir = cfg.cache_dir
+        ) from None
     if "root" in extra:
         extra.root = cfg.get("root")
     if "classes" not in extra:
-        raise sources.DataSourceError(f"data.extra: source {name!r} cannot be given classes")
+        raise DataSourceError(f"data.extra: source {name!r} cannot be given classes")
     extra.classes = "".join(classes)
     return extra
 

@@ -8,8 +8,9 @@ page. Given ink-bright images (255 = ink, any size), per image:
 1. **Background**: the median of the image border is taken as paper and subtracted.
 2. **Contrast**: the ``peak_fraction`` brightest pixels set the ink level (at least ``peak_floor``
    of the maximum), which is stretched to 255, so faint pencil reads like pen.
-3. **Crop**: the box of the pixels above ``threshold`` x 255, trimmed by ``trim`` of those pixels
-   on each side (so a speck of dust does not set the frame).
+3. **Crop**: the box holding all but ``trim`` (on each side) of the ink mass of the pixels above
+   ``threshold`` x 255, found per axis from the mass profile with sub-pixel precision (so specks
+   of dust do not set the frame, and the box does not depend on the image's resolution).
 4. **Frame**: a square around the box centre, ``1 + 2 * margin`` times its longer side
    (the aspect ratio is kept).
 5. **Resize**: the square is area-averaged to ``size`` x ``size`` (box interpolation when it is
@@ -22,12 +23,13 @@ change the line width the model sees; the drawing then goes through the same ste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-SETTINGS: dict[str, float | int] = {
+Settings = Mapping[str, float]
+SETTINGS: dict[str, float] = {
     "version": 1,
     "size": 64,
     "threshold": 0.25,
@@ -38,29 +40,92 @@ SETTINGS: dict[str, float | int] = {
     # strokes: drawn with the longer side at `stroke_canvas` pixels, the pen `pen` of that side
     "stroke_canvas": 256,
     "pen": 0.05,
+    # lines thinner than this many output pixels are thickened before resizing (0: never)
+    "min_width": 2.2,
 }
 CHUNK = 256  # images normalised per batched step (bounds the size of the weight tensors)
 
 
-def normalize_ink(images: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Ink-bright uint8 ``(N, H, W)`` (or one ``(H, W)``) -> normalised ``(N, size, size)``."""
+def normalize_ink(
+    images: np.ndarray, size: int | None = None, settings: Settings | None = None
+) -> np.ndarray:
+    """Ink-bright uint8 ``(N, H, W)`` (or one ``(H, W)``) -> normalised ``(N, size, size)``.
+
+    ``settings``: those a model was trained with (its metadata); default :data:`SETTINGS`.
+    """
+    s = settings or SETTINGS
     single = images.ndim == 2
     batch = images[None] if single else images
-    size = int(size or SETTINGS["size"])
+    size = int(size or s["size"])
     out = np.empty((len(batch), size, size), np.uint8)
     for start in range(0, len(batch), CHUNK):
-        out[start : start + CHUNK] = _normalize_chunk(batch[start : start + CHUNK], size)
+        out[start : start + CHUNK] = _normalize_chunk(batch[start : start + CHUNK], size, s)
     return out[0] if single else out
 
 
-def _normalize_chunk(images: np.ndarray, size: int) -> np.ndarray:
-    ink = stretch_contrast(images)
-    return resample_frames(ink, ink_boxes(ink), size)
+def _normalize_chunk(images: np.ndarray, size: int, s: Settings) -> np.ndarray:
+    ink = stretch_contrast(images, s)
+    boxes = ink_boxes(ink, s)
+    if float(s.get("min_width", 0)) > 0:
+        pixel = frame_sides(boxes, s) / size
+        ink = thicken(ink, pixel, float(s["min_width"]), float(s["threshold"]))
+    return resample_frames(ink, boxes, size, s)
 
 
-def stretch_contrast(images: np.ndarray) -> np.ndarray:
+def stroke_widths(ink: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Each image's typical line width in pixels: twice the ink area over its outline length."""
+    mask = ink > 255.0 * float(SETTINGS["threshold"] if threshold is None else threshold)
+    inner = mask.copy()
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    inner[:, :, 1:] &= mask[:, :, :-1]
+    inner[:, :, :-1] &= mask[:, :, 1:]
+    area = mask.sum(axis=(1, 2)).astype(np.float64)
+    outline = area - inner.sum(axis=(1, 2))
+    return 2.0 * area / np.maximum(outline, 1.0)
+
+
+def thicken(
+    ink: np.ndarray, pixel: np.ndarray, min_width: float, threshold: float | None = None
+) -> np.ndarray:
+    """Dilate each image whose lines would come out thinner than ``min_width`` output pixels
+    (``pixel``: source pixels per output pixel), by 3x3 steps and a blend for the fraction."""
+    # source pixels to add on each side
+    grow = (min_width * pixel - stroke_widths(ink, threshold)) / 2
+    need = np.flatnonzero(grow > 0.25)
+    if not len(need):
+        return ink
+    steps = np.floor(grow[need]).astype(int)
+    fraction = (grow[need] - steps).astype(np.float32)[:, None, None]
+    part = ink[need]
+    for step in range(int(steps.max()) + 1):
+        wider = _dilate(part)
+        blend = part + fraction * (wider - part)
+        part = np.where((steps > step)[:, None, None], wider, part)
+        part = np.where((steps == step)[:, None, None], blend, part)
+    out = ink.copy()
+    out[need] = part
+    return out
+
+
+def _dilate(ink: np.ndarray) -> np.ndarray:
+    """3x3 maximum filter of ``(N, H, W)`` images (paper outside)."""
+    padded = np.pad(ink, ((0, 0), (1, 1), (1, 1)))
+    rows = np.maximum(np.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    return np.maximum(np.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
+
+
+def frame_sides(boxes: np.ndarray, settings: Settings | None = None) -> np.ndarray:
+    """The side, in source pixels, of each image's square frame around its ink box."""
+    top, bottom, left, right = boxes.T
+    side = np.maximum(np.maximum(bottom - top, right - left), 1.0)
+    return side * (1.0 + 2.0 * float((settings or SETTINGS)["margin"]))
+
+
+def stretch_contrast(images: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     """uint8 ``(N, H, W)`` -> float32 ink in 0..255: paper (the border median) to 0, the ink
     level (see the module text) to 255; a blank image becomes all paper."""
+    s = settings or SETTINGS
     n = len(images)
     flat = images.reshape(n, -1)
     offsets = (np.arange(n, dtype=np.int64) * 256)[:, None]
@@ -70,11 +135,11 @@ def stretch_contrast(images: np.ndarray) -> np.ndarray:
     )
     border_hist = np.bincount((border + offsets).ravel(), minlength=256 * n).reshape(n, 256)
     paper = np.argmax(np.cumsum(border_hist, axis=1) * 2 >= border.shape[1], axis=1)
-    k = max(1, int(round(flat.shape[1] * float(SETTINGS["peak_fraction"]))))
+    k = max(1, int(round(flat.shape[1] * float(s["peak_fraction"]))))
     from_top = np.cumsum(hist[:, ::-1], axis=1)
     top = 255 - np.argmax(from_top >= k, axis=1)
     brightest = 255 - np.argmax(hist[:, ::-1] > 0, axis=1)
-    floor = paper + float(SETTINGS["peak_floor"]) * (brightest - paper)
+    floor = paper + float(s["peak_floor"]) * (brightest - paper)
     peak = np.maximum(top, floor)
     gain = np.where(peak > paper, 255.0 / np.maximum(peak - paper, 1e-6), 0.0).astype(np.float32)
     ink = images.astype(np.float32) - paper.astype(np.float32)[:, None, None]
@@ -82,38 +147,43 @@ def stretch_contrast(images: np.ndarray) -> np.ndarray:
     return np.clip(ink, 0.0, 255.0, out=ink)
 
 
-def ink_boxes(ink: np.ndarray) -> np.ndarray:
+def ink_boxes(ink: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     """``(N, 4)`` float boxes ``(top, bottom, left, right)`` (pixel edges) of each image's ink.
 
-    A blank image gets the whole frame.
+    Each edge is a quantile of the ink's mass projected on that axis (``trim`` of the mass lies
+    outside it), counting only pixels above ``threshold`` x 255, so that faint noise and specks
+    do not set the frame and the box does not depend on the image's resolution. A blank image
+    gets the whole frame.
     """
-    mask = ink > 255.0 * float(SETTINGS["threshold"])
-    n, h, w = mask.shape
-    boxes = np.empty((n, 4), np.float64)
-    for axis, (lo, hi), length in ((2, (0, 1), h), (1, (2, 3), w)):
-        counts = mask.sum(axis=axis).astype(np.float64)  # per row (axis 2) or per column
-        total = counts.sum(axis=1, keepdims=True)
-        cut = np.floor(total * float(SETTINGS["trim"]))
-        cum = np.cumsum(counts, axis=1)
-        first = np.argmax(cum > cut, axis=1)
-        last = _last_index(counts, cut)
-        blank = total[:, 0] == 0
-        boxes[:, lo] = np.where(blank, 0, first)
-        boxes[:, hi] = np.where(blank, length, last + 1)
+    s = settings or SETTINGS
+    mass = np.where(ink > 255.0 * float(s["threshold"]), ink, 0.0)
+    boxes = np.empty((len(ink), 4), np.float64)
+    for axis, (lo, hi) in ((2, (0, 1)), (1, (2, 3))):
+        profile = mass.sum(axis=axis, dtype=np.float64)  # per row (axis 2) or per column
+        boxes[:, lo] = _quantile(profile, float(s["trim"]))
+        boxes[:, hi] = profile.shape[1] - _quantile(profile[:, ::-1], float(s["trim"]))
     return boxes
 
 
-def _last_index(counts: np.ndarray, cut: np.ndarray) -> np.ndarray:
-    """Per row of ``counts``: the last index at which more than ``cut`` pixels remain to its end."""
-    tail = np.cumsum(counts[:, ::-1], axis=1)
-    return counts.shape[1] - 1 - np.argmax(tail > cut, axis=1)
+def _quantile(profile: np.ndarray, fraction: float) -> np.ndarray:
+    """Per row: the position (0 = the first cell's leading edge) before which ``fraction`` of
+    the row's mass lies, the mass spread evenly within each cell; 0 for an empty row."""
+    cum = np.cumsum(profile, axis=1)
+    total = cum[:, -1]
+    target = total * fraction
+    index = np.argmax(cum > target[:, None], axis=1)
+    rows = np.arange(len(profile))
+    before = np.where(index > 0, cum[rows, np.maximum(index - 1, 0)], 0.0)
+    inside = (target - before) / np.maximum(profile[rows, index], 1e-9)
+    return np.where(total > 0, index + np.clip(inside, 0.0, 1.0), 0.0)
 
 
-def resample_frames(ink: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+def resample_frames(
+    ink: np.ndarray, boxes: np.ndarray, size: int, settings: Settings | None = None
+) -> np.ndarray:
     """Area-average each image's square frame around its box to uint8 ``(N, size, size)``."""
     top, bottom, left, right = boxes.T
-    side = np.maximum(np.maximum(bottom - top, right - left), 1.0)
-    side = side * (1.0 + 2.0 * float(SETTINGS["margin"]))
+    side = frame_sides(boxes, settings)
     step = side / size
     rows = _taps((top + bottom) / 2 - side / 2, step, size, ink.shape[1])
     cols = _taps((left + right) / 2 - side / 2, step, size, ink.shape[2])
@@ -146,7 +216,7 @@ def _taps(start: np.ndarray, step: np.ndarray, size: int, length: int) -> tuple[
     return np.clip(cells, 0, length - 1).astype(np.intp), weight
 
 
-def draw_strokes(strokes: Sequence[np.ndarray]) -> np.ndarray:
+def draw_strokes(strokes: Sequence[np.ndarray], settings: Settings | None = None) -> np.ndarray:
     """Stroke data (each stroke ``(n, 2)`` points ``x, y``, y down, any unit) -> ink-bright uint8
     drawing with the canonical pen, ready for :func:`normalize_ink`."""
     strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes if len(s)]
@@ -155,9 +225,10 @@ def draw_strokes(strokes: Sequence[np.ndarray]) -> np.ndarray:
     points = np.concatenate(strokes)
     lo, hi = points.min(axis=0), points.max(axis=0)
     longer = float(np.max(hi - lo))
-    reference = float(SETTINGS["stroke_canvas"])
+    s = settings or SETTINGS
+    reference = float(s["stroke_canvas"])
     scale = reference / longer if longer > 0 else 1.0
-    pen = float(SETTINGS["pen"]) * reference
+    pen = float(s["pen"]) * reference
     pad = int(np.ceil(pen)) + 2
     extent = np.ceil((hi - lo) * scale).astype(int) + 2 * pad
     canvas = Image.new("L", (int(extent[0]), int(extent[1])), 0)
@@ -172,6 +243,8 @@ def draw_strokes(strokes: Sequence[np.ndarray]) -> np.ndarray:
     return np.asarray(canvas, dtype=np.uint8)
 
 
-def strokes_input(strokes: Sequence[np.ndarray], size: int | None = None) -> np.ndarray:
+def strokes_input(
+    strokes: Sequence[np.ndarray], size: int | None = None, settings: Settings | None = None
+) -> np.ndarray:
     """Stroke data -> the normalised ``(size, size)`` uint8 model image."""
-    return normalize_ink(draw_strokes(strokes), size)
+    return normalize_ink(draw_strokes(strokes, settings), size, settings)

@@ -18,7 +18,8 @@ from kanji_lab.data.strokes import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX,
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
-FAMILIES = ("pen", "pencil", "brush", "cursive", "font")
+FAMILIES = ("pen", "pencil", "brush", "cursive", "touch", "font", "print")
+FONT_FAMILIES = ("font", "print")  # writers that copy font glyphs rather than KanjiVG strokes
 _SPLIT_COS = np.cos(np.radians(40))  # split a stroke outline where it turns more sharply
 _ANGLES = np.linspace(0, 2 * np.pi, 12, endpoint=False)
 # An oval (half-axes 0.6 and 0.4 stroke widths) tilted 45 degrees, nudged up and to the left
@@ -49,9 +50,13 @@ class WriterStyle:
     dry: float  # chance that a stroke shows dry-brush gaps
     ligature: float  # chance that a stroke runs into the next with a thin connecting trail
     smooth: int  # smoothing passes: rounded, simplified forms
+    looseness: float  # spread of each stroke's own rotation and length
+    proportion: float  # spread of how wide / tall each part of the character comes out
+    warp: float  # font writers: local mesh warp, fraction of the glyph size
     blur: float  # scan blur radius in output pixels
     noise: float  # scanner background noise, grey levels
-    levels: int  # grey levels kept by the scanner (16 as in ETL's 4-bit scans, or 256)
+    levels: int  # grey levels kept: 2 (binarised), 16 (ETL's 4-bit scans) or 256
+    resolution: float  # the canvas is stored this many times coarser before normalisation
 
 
 def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
@@ -59,33 +64,42 @@ def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
     u = rng.uniform
     brush = family == "brush"
     cursive = family == "cursive"
+    touch = family == "touch"  # finger or stylus on a screen: thin, even, slightly wobbly
+    printed = family == "print"  # printed text under a scanner: exact glyphs, scan damage
     thickness = {
         "pen": u(3.0, 5.5),
-        "pencil": u(3.0, 5.0),
+        "pencil": u(2.5, 5.0),
         "brush": u(5.5, 9.0),
         "cursive": u(3.0, 6.0),
+        "touch": float(np.exp(u(np.log(2.0), np.log(5.0)))),
         "font": float(rng.choice([0, 0, 1, 2])),  # font writers: pixels of emboldening
+        "print": float(rng.choice([0, 0, 0, 1])),
     }[family]
+    levels = [2, 16, 256][int(rng.choice(3, p=[0.45, 0.0, 0.55] if touch else [0.15, 0.25, 0.6]))]
     return WriterStyle(
         family=family,
-        slant=float(rng.normal(0.08 if cursive else 0.0, 0.1)),
-        rotation=float(rng.normal(0.0, 0.03)),
-        aspect=float(np.exp(rng.normal(0.0, 0.07))),
+        slant=float(rng.normal(0.08 if cursive else 0.0, 0.01 if printed else 0.1)),
+        rotation=float(rng.normal(0.0, 0.01 if printed else 0.03)),
+        aspect=float(np.exp(rng.normal(0.0, 0.03 if printed else 0.07))),
         size=u(0.72, 0.88),
         offset=u(0.01, 0.04),
         thickness=thickness,
-        brushiness=u(0.8, 1.0) if brush else (u(0.2, 0.6) if cursive else u(0.0, 0.2)),
-        pressure=u(0.1, 0.2) if brush else u(0.03, 0.1),
-        jitter=u(2.0, 3.5) if cursive else u(1.0, 2.5),
-        wobble=u(0.1, 0.4) if family == "pencil" else u(0.0, 0.15),
-        ink=u(0.45, 0.8) if family == "pencil" else u(0.8, 1.0),
-        grain=u(0.2, 0.5) if family == "pencil" else 0.0,
+        brushiness=u(0.8, 1.0) if brush else u(0.2, 0.6) if cursive else u(0.0, 0.2) * (not touch),
+        pressure=u(0.1, 0.2) if brush else (u(0.0, 0.03) if touch else u(0.03, 0.1)),
+        jitter=u(2.0, 3.5) if cursive else u(1.0, 3.0 if touch else 2.5),
+        wobble=u(0.1, 0.4) if family == "pencil" else u(0.05, 0.3) if touch else u(0.0, 0.15),
+        ink=u(0.3, 0.8) if family == "pencil" else u(0.8, 1.0),
+        grain=u(0.2, 0.6) if family == "pencil" else 0.0,
         dry=u(0.2, 0.6) if brush else 0.0,
         ligature=u(0.4, 0.9) if cursive else (u(0.0, 0.1) if family == "pen" else 0.0),
         smooth=int(rng.integers(2, 5)) if cursive else int(rng.integers(0, 2)),
-        blur=u(0.2, 0.6),
-        noise=u(0.0, 8.0),
-        levels=16 if rng.random() < 0.3 else 256,
+        looseness=u(0.5, 1.5),
+        proportion=u(0.04, 0.15),
+        warp=u(0.0, 0.006) if printed else 0.02,
+        blur=u(0.0, 0.3) if touch else u(0.3, 0.9) if printed else u(0.2, 0.6),
+        noise=0.0 if touch else u(0.0, 30.0) if printed else u(0.0, 8.0),
+        levels=levels,
+        resolution=u(1.0, 3.0) if touch or printed else u(1.0, 1.6),
     )
 
 
@@ -138,18 +152,23 @@ def _draw_polyline(
 
 
 def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """Scan a drawn canvas (pencil grain, ink level, blur, noise, grey levels), then normalise it
-    to the model's input like every other source (:func:`kanji_lab.data.normalize.normalize_ink`).
-    """
+    """Scan a drawn canvas (pencil grain, ink level, blur, noise, grey levels, resolution), then
+    normalise it like every other source (:func:`kanji_lab.data.normalize.normalize_ink`)."""
     blur = style.blur * SCALE * float(np.exp(rng.normal(0.0, 0.2)))
-    image = canvas.filter(ImageFilter.GaussianBlur(blur))
+    image = canvas.filter(ImageFilter.GaussianBlur(blur)) if blur > 0.05 else canvas
+    coarse = style.resolution * float(np.exp(rng.normal(0.0, 0.1)))
+    if coarse > 1.05:  # stored small: a character written small on a pad, a low-resolution scan
+        side = max(16, int(round(CANVAS / coarse)))
+        image = image.resize((side, side), Image.Resampling.BOX)
     ink = np.asarray(image, dtype=np.float32) / 255.0
     if style.grain:
         ink *= 1.0 - style.grain * rng.random(ink.shape, dtype=np.float32)
     ink *= style.ink * float(rng.uniform(0.92, 1.0))
     noise = np.abs(rng.normal(0.0, style.noise, ink.shape).astype(np.float32))
     out = ink * 255.0 + noise * (1.0 - ink)
-    if style.levels < 256:
+    if style.levels == 2:
+        out = np.where(out > 255.0 * style.ink * rng.uniform(0.3, 0.6), 255.0, 0.0)
+    elif style.levels < 256:
         step = 255.0 / (style.levels - 1)
         out = np.round(out / step) * step
     return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8))
@@ -221,9 +240,32 @@ def _jitter(
     bend = rng.normal(0.0, 0.02 + 0.01 * style.jitter, n) * length
     moved = points + (1 - t) * shift[sid, 0] + t * shift[sid, 1]
     moved += (bend[sid, None] * np.sin(np.pi * t)) * normal[sid]
+    moved = _loosen(moved, char, style, rng)
     if style.wobble:
         moved += _smooth(rng.normal(0.0, style.wobble, points.shape), char, 2)
     return moved
+
+
+def _loosen(
+    points: np.ndarray, char: Character, style: WriterStyle, rng: np.random.Generator
+) -> np.ndarray:
+    """Each stroke turned and stretched about its own centre, then the parts of the character
+    made wider or narrower, taller or shorter (a monotone remap of each axis)."""
+    n, sid = len(char), char.stroke
+    centre = np.add.reduceat(points, char.starts) / (char.ends - char.starts)[:, None]
+    angle = rng.normal(0.0, 0.05 * style.looseness, n)
+    stretch = np.exp(rng.normal(0.0, 0.07 * style.looseness, n))
+    c, s = np.cos(angle) * stretch, np.sin(angle) * stretch
+    d = points - centre[sid]
+    turned = np.stack([c[sid] * d[:, 0] - s[sid] * d[:, 1], s[sid] * d[:, 0] + c[sid] * d[:, 1]])
+    points = centre[sid] + turned.T
+    for axis in range(2):
+        knots = np.linspace(0.0, VIEWBOX, 5)
+        widths = np.exp(rng.normal(0.0, style.proportion, 4))
+        moved = np.concatenate([[0.0], np.cumsum(widths)]) * (VIEWBOX / widths.sum())
+        x = points[:, axis]
+        points[:, axis] = np.interp(x, knots, moved) + (x - np.clip(x, 0.0, VIEWBOX))
+    return points
 
 
 def _width_profile(

@@ -13,30 +13,20 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from kanji_lab.data.mix import Builder, build_with_extra
+from kanji_lab.errors import DataSourceError
 from kanji_lab.registry import Registry
 
-Builder = Callable[[DictConfig, bool], Path]
-
+# the modules whose @register decorators name the sources
 _REGISTRY: Registry[Builder] = Registry(
     "data source",
-    {
-        "synthetic": "kanji_lab.data.synthetic",
-        "etl9g": "kanji_lab.data.etl_source",
-        "etl8g": "kanji_lab.data.etl_source",
-        "etl7": "kanji_lab.data.etl_source",
-        "etl6": "kanji_lab.data.etl_source",
-        "etl1": "kanji_lab.data.etl_source",
-        "etl8b": "kanji_lab.data.etl_source",
-        "etl9b": "kanji_lab.data.etl_source",
-        "combined_all_etl": "kanji_lab.data.etl_source",
-        "auto": "kanji_lab.data.etl_source",
-        "folder": "kanji_lab.data.folder",
-    },
+    [
+        "kanji_lab.data.etl_source",
+        "kanji_lab.data.folder",
+        "kanji_lab.data.stroke_source",
+        "kanji_lab.data.synthetic",
+    ],
 )
-
-
-class DataSourceError(ValueError):
-    """A data source cannot be used as configured; the message says how to fix it."""
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
@@ -53,9 +43,7 @@ def build_cache(cfg: DictConfig, progress: bool = True) -> Path:
     """Return the cache folder for data config ``cfg``, building it if needed (joined with the
     sources listed in ``cfg.extra``, see :mod:`kanji_lab.data.mix`)."""
     if cfg.get("extra"):
-        from kanji_lab.data.mix import build_with_extra
-
-        return build_with_extra(cfg, progress)
+        return build_with_extra(cfg, progress, build_cache)
     name = cfg.get("source")
     builder = _REGISTRY.get(name)
     if builder is None:

@@ -18,8 +18,9 @@ def split_indices(
     """Sample indices of each split.
 
     ``by="writer"`` (the default) assigns whole writers to splits, stratified by the source in
-    which each writer first appears, so every style family or part is represented and a writer
-    seen in two parts (ETL9G and ETL9B) stays on one side. ``by="sample"`` is a random per-sample
+    which each writer first appears: every style family or part has test writers (at least one),
+    validation takes ``val`` of all writers shared out among the strata, and a writer seen in two
+    parts (ETL9G and ETL9B) stays on one side. ``by="sample"`` is a random per-sample
     split, which lets one hand appear in training and evaluation; use it only knowingly.
     Each split's indices are in ascending order (unshuffled loaders keep cache order).
     """
@@ -32,13 +33,34 @@ def split_indices(
         raise ValueError(f"split.by must be 'writer' or 'sample', got {by!r}")
     unique, first = np.unique(np.asarray(writers), return_index=True)
     strata = np.asarray(sources)[first]
+    orders = [rng.permutation(np.flatnonzero(strata == s)) for s in np.unique(strata)]
+    tests = [_count(len(order), test) for order in orders]
+    vals = _val_counts([len(o) - t for o, t in zip(orders, tests, strict=True)], val, len(unique))
     assignment = np.zeros(len(unique), dtype=np.int8)
-    for stratum in np.unique(strata):
-        members = rng.permutation(np.flatnonzero(strata == stratum))
-        for code, part in enumerate(_cut(members, val, test).values()):
-            assignment[part] = code
+    for order, n_test, n_val in zip(orders, tests, vals, strict=True):
+        n_train = len(order) - n_test - n_val
+        assignment[order[n_train : n_train + n_val]] = 1
+        assignment[order[n_train + n_val :]] = 2
     of_sample = assignment[np.searchsorted(unique, writers)]
     return {name: np.flatnonzero(of_sample == code) for code, name in enumerate(SPLITS)}
+
+
+def _val_counts(left: list[int], val: float, total: int) -> list[int]:
+    """Validation writers per stratum: ``val`` of all writers, shared out in proportion to the
+    writers each stratum has left after its test writers (largest remainders first), so a style
+    family with few writers gives none rather than the single one its training needs."""
+    if val <= 0:
+        return [0] * len(left)
+    room = [max(n - 1, 0) for n in left]  # keep one writer of each stratum for training
+    wanted = min(max(1, round(total * val)), sum(room))
+    quota = np.array(left, dtype=float) * wanted / max(sum(left), 1)
+    counts = np.minimum(np.floor(quota).astype(int), room)
+    for i in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if counts.sum() >= wanted:
+            break
+        if counts[i] < room[i]:
+            counts[i] += 1
+    return counts.tolist()
 
 
 def _cut(order: np.ndarray, val: float, test: float) -> dict[str, np.ndarray]:

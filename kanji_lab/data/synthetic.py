@@ -28,7 +28,9 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, fonts, render, strokes
 from kanji_lab.data.charsets import resolve_classes
-from kanji_lab.data.sources import DataSourceError, register
+from kanji_lab.data.normalize import SETTINGS
+from kanji_lab.data.sources import register
+from kanji_lab.errors import DataSourceError
 
 GENERATOR_VERSION = 4  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
@@ -37,7 +39,8 @@ _STYLE_STREAM = 0x110000  # above every code point: the writer's own style strea
 # Per process: the strokes of every class, set before generating.
 _STROKES: dict[str, strokes.Character] = {}
 
-Task = tuple[int, int, str, str, str]  # seed, writer id, family, font file or "", characters
+# seed, writer id, family, font file or "", (character, copy) pairs
+Task = tuple[int, int, str, str, tuple[tuple[str, int], ...]]
 
 
 @register("synthetic")
@@ -61,11 +64,13 @@ def generate(
 ) -> cache.CharacterSet:
     """Generate every writer's copy of every class."""
     all_strokes = {c: s for c in classes if (s := strokes.load_strokes(c)) is not None}
-    font_files = _font_files(cfg) if writers["font"] else []
+    font_writers = max(writers[f] for f in render.FONT_FAMILIES)
+    font_files = _font_files(cfg) if font_writers else []
     font_only = [c for c in classes if c not in all_strokes]
     if font_only:  # font writer k uses font k mod len(fonts): only the first few may be in use
-        _check_fallback(font_only, font_files[: writers["font"]])
-    tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes))
+        _check_fallback(font_only, font_files[:font_writers])
+    copies = _kana_copies(cfg)
+    tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes, copies))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
     families = [f for f in render.FAMILIES if writers[f]]
     total = sum(len(task[4]) for task in tasks)  # at most: fonts may lack a few glyphs
@@ -99,8 +104,9 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     seed, writer, family, font_file, chars = task
     style = render.writer_style(family, np.random.default_rng([seed, writer, _STYLE_STREAM]))
     images, codepoints = [], []
-    for char in chars:
-        rng = np.random.default_rng([seed, writer, ord(char)])
+    for char, copy in chars:
+        key = [seed, writer, ord(char)] + ([copy] if copy else [])
+        rng = np.random.default_rng(key)
         if font_file:
             glyph = fonts.glyph_image(font_file, char, int(style.thickness))
             if glyph is None:
@@ -142,17 +148,32 @@ def _tasks(
     writers: dict[str, int],
     font_files: list[str],
     all_strokes: dict[str, strokes.Character],
+    kana_copies: int = 1,
 ) -> Iterator[Task]:
-    """Blocks of work: writers numbered family by family, each writing every class it can."""
-    drawable = "".join(c for c in classes if c in all_strokes)
+    """Blocks of work: writers numbered family by family, each writing every class it can (kana
+    ``kana_copies`` times, each copy drawn anew)."""
+    drawable = [c for c in classes if c in all_strokes]
     writer = 0
     for family in render.FAMILIES:
         for k in range(writers[family]):
-            font_file = font_files[k % len(font_files)] if family == "font" else ""
-            chars = "".join(classes) if font_file else drawable
+            font_file = font_files[k % len(font_files)] if family in render.FONT_FAMILIES else ""
+            chars = [(c, copy) for c in (classes if font_file else drawable)
+                     for copy in range(kana_copies if is_kana(c) else 1)]  # fmt: skip
             for start in range(0, len(chars), BLOCK):
-                yield seed, writer, family, font_file, chars[start : start + BLOCK]
+                yield seed, writer, family, font_file, tuple(chars[start : start + BLOCK])
             writer += 1
+
+
+def is_kana(char: str) -> bool:
+    return "\u3041" <= char <= "\u30ff"
+
+
+def _kana_copies(cfg: DictConfig) -> int:
+    copies = cfg.get("kana_copies")
+    copies = 1 if copies is None else int(copies)
+    if copies < 1:
+        raise DataSourceError(f"data.kana_copies must be at least 1, got {copies}")
+    return copies
 
 
 def _seed(cfg: DictConfig) -> int:
@@ -225,9 +246,11 @@ def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -
     return {
         "source": "synthetic",
         "generator": GENERATOR_VERSION,
+        "normalize": SETTINGS,
         "kanjivg": importlib.metadata.version("kanjivg"),
         "seed": _seed(cfg),
+        "kana_copies": _kana_copies(cfg),
         "writers": writers,
-        "fonts": font_specs if writers["font"] else [],
+        "fonts": font_specs if any(writers[f] for f in render.FONT_FAMILIES) else [],
         "classes": hashlib.sha1("".join(classes).encode()).hexdigest(),
     }

@@ -24,6 +24,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from kanji_lab.atomic import atomic_file
 from kanji_lab.deploy.onnx_export import (
     ExportError,
     run_session,
@@ -61,7 +62,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Iterable[np.ndar
         quant_pre_process(str(fp32_path), str(prepared))
         quantize_static(
             str(prepared),
-            str(out_path),
+            str(Path(tmp) / "quantized.onnx"),
             reader,
             quant_format=QuantFormat.QDQ,
             per_channel=True,
@@ -69,16 +70,17 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Iterable[np.ndar
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
-    if reader.count == 0:
-        raise ExportError("INT8 calibration got no batches")
-    model = onnx.load(str(out_path))
+        if reader.count == 0:
+            raise ExportError("INT8 calibration got no batches")
+        model = onnx.load(str(Path(tmp) / "quantized.onnx"))
     bad = FORBIDDEN_OPS & {n.op_type for n in model.graph.node}
     if bad:
         raise ExportError(f"{out_path.name}: holds {sorted(bad)}, which the CPU runtime lacks")
     meta = {p.key: p.value for p in source.metadata_props}
     meta.update(quantization="int8-qdq", calibration_batches=str(reader.count))
     set_metadata(model, meta)
-    onnx.save_model(model, str(out_path), save_as_external_data=False)
+    with atomic_file(out_path) as target:
+        onnx.save_model(model, str(target), save_as_external_data=False)
     log.info("INT8 model calibrated on %d batches: %s", reader.count, out_path)
     return Path(out_path)
 

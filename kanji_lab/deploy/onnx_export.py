@@ -22,6 +22,7 @@ import torch
 from onnx.external_data_helper import uses_external_data
 from torch import nn
 
+from kanji_lab.atomic import atomic_file
 from kanji_lab.models.weights import PREPROCESSING
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def export_onnx(
     meta.update({k: _text(v) for k, v in (extra_metadata or {}).items()})
     set_metadata(model, meta)
     model.producer_name = "kanji_lab"
-    onnx.save_model(model, str(path), save_as_external_data=False)
+    with atomic_file(path) as tmp:
+        onnx.save_model(model, str(tmp), save_as_external_data=False)
     return path
 
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from kanji_lab.atomic import write_json
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.deploy import bnb
 from kanji_lab.deploy.int8 import quantize_int8, top1_agreement
 from kanji_lab.deploy.onnx_export import check_onnx, export_onnx
-from kanji_lab.run_dir import write_json
 
 log = logging.getLogger(__name__)
 ONNX_FILE, INT8_FILE, REPORT_FILE = "model.onnx", "model.int8.onnx", "export.json"

@@ -113,6 +113,11 @@ class CharacterClassifier(pl.LightningModule):
         self.log("test/acc", self.test_acc)
         self.log("test/acc_top5", self.test_acc_top5)
 
+    def predict_step(self, batch: tuple[Tensor, Tensor] | Tensor, batch_idx: int) -> Tensor:
+        """Top-1 class indices of a batch (``trainer.predict`` with the DataModule)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).argmax(1)
+
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
         for name, p in self.named_parameters():

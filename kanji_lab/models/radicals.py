@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from kanji_lab.atomic import write_json
 from kanji_lab.config import user_cache_dir
 from kanji_lab.data.strokes import kanjivg_dir
 
@@ -201,11 +202,8 @@ def table() -> dict[str, Node]:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return {char: Node.from_json(tree) for char, tree in raw.items()}
     trees = parse_all(kanjivg_dir())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     payload = {char: tree.to_json() for char, tree in trees.items()}
-    tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, payload, indent=None)
     return trees
 
 
@@ -262,21 +260,6 @@ def signature(char: str) -> str:
     """A string that two characters share exactly when their trees below the root are equal."""
     tree = decompose(char)
     return json.dumps(Node(None, tree.structure, tree.children).to_json(), ensure_ascii=False)
-
-
-def describe(char: str) -> str:
-    """A one-line prefix form, e.g. ``⿰(日 月)`` for 明."""
-
-    def text(node: Node) -> str:
-        name = node.element or "?"
-        if node.is_leaf():
-            return name
-        inner = " ".join(text(c) for c in node.children)
-        prefix = "" if node.element is None else name
-        return f"{prefix}{node.structure}({inner})"
-
-    tree = decompose(char)
-    return text(Node(None, tree.structure, tree.children)) if tree.children else char
 
 
 def vocabulary(chars: list[str]) -> list[str]:

@@ -13,12 +13,12 @@ Constructor = Callable[..., nn.Module]
 
 _REGISTRY: Registry[Constructor] = Registry(
     "architecture",
-    {
-        "cnn": "kanji_lab.models.cnn",
-        "rnn": "kanji_lab.models.rnn",
-        "hiercode": "kanji_lab.models.hiercode",
-        "vit": "kanji_lab.models.vit",
-    },
+    [
+        "kanji_lab.models.cnn",
+        "kanji_lab.models.rnn",
+        "kanji_lab.models.hiercode",
+        "kanji_lab.models.vit",
+    ],
 )
 
 

@@ -10,6 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from kanji_lab.atomic import atomic_file
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.models.registry import build_network
 
@@ -46,7 +47,8 @@ def save_weights(
         **(extra_metadata or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
 
 

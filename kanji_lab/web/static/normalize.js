@@ -275,45 +275,113 @@ export function stretchContrast(img, settings) {
   return ink;
 }
 
-// The box [first, last + 1) of one axis' ink counts, trimmed by `cut` pixels on each side.
-function span(counts, trim) {
-  const total = counts.reduce((s, c) => s + c, 0);
-  if (total === 0) return [0, counts.length];
-  const cut = Math.floor(total * trim);
-  let first = 0;
-  for (let i = 0, cum = 0; i < counts.length; i++) {
-    cum += counts[i];
-    if (cum > cut) {
-      first = i;
-      break;
+// Per row of an axis profile: the position (0 = the first cell's leading edge) before which
+// `fraction` of the mass lies, the mass spread evenly within each cell; 0 when empty.
+function quantile(profile, fraction) {
+  let total = 0;
+  for (const v of profile) total += v;
+  if (total <= 0) return 0;
+  const target = total * fraction;
+  let before = 0;
+  for (let i = 0; i < profile.length; i++) {
+    if (before + profile[i] > target) {
+      const inside = (target - before) / Math.max(profile[i], 1e-9);
+      return i + Math.min(Math.max(inside, 0), 1);
     }
+    before += profile[i];
   }
-  let last = counts.length - 1;
-  for (let i = counts.length - 1, cum = 0; i >= 0; i--) {
-    cum += counts[i];
-    if (cum > cut) {
-      last = i;
-      break;
-    }
-  }
-  return [first, last + 1];
+  return profile.length - 1;
 }
 
-// [top, bottom, left, right] (pixel edges) of the ink above `threshold` x 255, trimmed.
+// [top, bottom, left, right] (pixel edges): all but `trim` (each side) of the mass of the ink
+// above `threshold` x 255, per axis, sub-pixel.
 export function inkBox(ink, width, height, settings) {
   const limit = 255.0 * Number(settings.threshold);
   const rows = new Float64Array(height);
   const cols = new Float64Array(width);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (ink[y * width + x] > limit) {
-        rows[y]++;
-        cols[x]++;
+      const v = ink[y * width + x];
+      if (v > limit) {
+        rows[y] += v;
+        cols[x] += v;
       }
     }
   }
   const trim = Number(settings.trim);
-  return [...span(rows, trim), ...span(cols, trim)];
+  const reversed = (a) => Float64Array.from(a).reverse();
+  return [
+    quantile(rows, trim),
+    height - quantile(reversed(rows), trim),
+    quantile(cols, trim),
+    width - quantile(reversed(cols), trim),
+  ];
+}
+
+// The side, in source pixels, of the square frame around the box.
+function frameSide(box, settings) {
+  const [top, bottom, left, right] = box;
+  const side = Math.max(Math.max(bottom - top, right - left), 1.0);
+  return side * (1.0 + 2.0 * Number(settings.margin));
+}
+
+// Twice the ink area over its outline length (outside the image counts as ink, as in Python).
+function strokeWidth(ink, width, height, threshold) {
+  const limit = 255.0 * threshold;
+  const on = (x, y) => ink[y * width + x] > limit;
+  let area = 0;
+  let inner = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (!on(x, y)) continue;
+      area++;
+      const up = y === 0 || on(x, y - 1);
+      const down = y === height - 1 || on(x, y + 1);
+      const left = x === 0 || on(x - 1, y);
+      const right = x === width - 1 || on(x + 1, y);
+      if (up && down && left && right) inner++;
+    }
+  }
+  return (2.0 * area) / Math.max(area - inner, 1.0);
+}
+
+// 3x3 maximum filter, paper outside.
+function dilate(ink, width, height) {
+  const out = new Float32Array(ink.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let m = 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy >= 0 && yy < height && xx >= 0 && xx < width) m = Math.max(m, ink[yy * width + xx]);
+        }
+      }
+      out[y * width + x] = m;
+    }
+  }
+  return out;
+}
+
+// Lines thinner than `min_width` output pixels are dilated (3x3 steps and a blend for the rest).
+function thicken(ink, width, height, pixel, settings) {
+  let grow = (Number(settings.min_width) * pixel - strokeWidth(ink, width, height, Number(settings.threshold))) / 2;
+  if (!(grow > 0.25)) grow = 0;
+  const steps = Math.floor(grow);
+  const fraction = f32(grow - steps);
+  let out = ink;
+  for (let step = 0; step <= steps; step++) {
+    const wider = dilate(out, width, height);
+    if (steps > step) {
+      out = wider;
+    } else {
+      const next = new Float32Array(out.length);
+      for (let i = 0; i < out.length; i++) next[i] = f32(out[i] + f32(fraction * f32(wider[i] - out[i])));
+      out = next;
+    }
+  }
+  return out;
 }
 
 // Output cell i averages the source span [start + i step, start + (i+1) step); cells outside
@@ -339,8 +407,7 @@ function taps(start, step, size, length) {
 // Area-average the square frame around the box to size x size.
 export function resampleFrame(ink, width, height, box, settings, size) {
   const [top, bottom, left, right] = box;
-  let side = Math.max(Math.max(bottom - top, right - left), 1.0);
-  side *= 1.0 + 2.0 * Number(settings.margin);
+  const side = frameSide(box, settings);
   const step = side / size;
   const rows = taps((top + bottom) / 2 - side / 2, step, size, height);
   const cols = taps((left + right) / 2 - side / 2, step, size, width);
@@ -364,8 +431,11 @@ export function resampleFrame(ink, width, height, box, settings, size) {
 // Ink-bright image {width, height, data} -> the normalised size x size uint8 image.
 export function normalizeInk(img, settings) {
   const size = Number(settings.size);
-  const ink = stretchContrast(img, settings);
+  let ink = stretchContrast(img, settings);
   const box = inkBox(ink, img.width, img.height, settings);
+  if (Number(settings.min_width || 0) > 0) {
+    ink = thicken(ink, img.width, img.height, frameSide(box, settings) / size, settings);
+  }
   return resampleFrame(ink, img.width, img.height, box, settings, size);
 }
 

@@ -1,0 +1,179 @@
+"""Ablation of the real-writing work: one row per change, scored on several sets at once.
+
+Each call trains one row, exactly as ``python -m kanji_lab`` would with the given overrides, on a
+reduced class set (the 71 ETL9G hiragana, the kanji of the known confusions and hash-chosen
+level-1 kanji up to ``--classes``), then scores it with the current code on:
+
+- the synthetic test split, per style family (writers training never saw);
+- ``tomoe``: the real stroke development set (``shared/realdev/tomoe``), ``data=strokes``;
+- ``tegaki``: one writer's real tablet hiragana (``shared/realdev/tegaki``), ``data=strokes``;
+- ``pad``: the Tomoe strokes drawn as a phone pad would store them (thin line of a fixed width on a
+  large canvas, the character written large or small), read back as PNG files through
+  ``data=folder``: the raster path with thin, sparse writing (a held-out style of our own).
+
+Only characters in the row's vocabulary are scored (the rest are counted apart by ``evaluate``).
+
+    python experiments/ablation_real.py --row baseline --code /path/to/old/checkout
+    python experiments/ablation_real.py --row normalisation
+    python experiments/ablation_real.py --row thin-pen data.writers.touch=8
+
+Writes experiments/results/ablation_real.json (every row so far) and .md (the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_io import RESULTS, ROOT, record  # noqa: E402
+
+from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
+from kanji_lab.data.stroke_files import read_stroke_file  # noqa: E402
+
+REALDEV = ROOT.parent / "shared" / "realdev"
+CONFUSED = "亡二主庁上台け方合せこまよは"
+PAD_SIDE = 400  # pixels of the simulated phone pad
+
+
+def class_set(count: int) -> str:
+    hira = etl9g_classes()[-71:]
+    kanji = sorted(jis_level1_kanji(), key=lambda c: hashlib.sha1(c.encode()).hexdigest())
+    chosen = list(dict.fromkeys(hira + [c for c in CONFUSED if c not in hira] + kanji))
+    return "".join(sorted(chosen[:count]))
+
+
+def make_pad_folder(folder: Path, classes: str) -> Path:
+    """Tomoe characters of ``classes`` drawn thin on a pad, as PNGs with a labels.csv."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = ["path,char,writer"]
+    traces = [t for t in read_stroke_file(REALDEV / "tomoe" / "all.tdic") if t.char in classes]
+    for i, trace in enumerate(traces):
+        fill = rng.uniform(0.35, 0.95)  # how much of the pad the character covers
+        width = int(rng.integers(4, 9))  # a fixed pen of a few pixels, as on a phone
+        points = np.concatenate(trace.strokes)
+        lo, span = points.min(axis=0), max(float(np.ptp(points, axis=0).max()), 1.0)
+        scale = fill * PAD_SIDE / span
+        offset = rng.uniform(0, PAD_SIDE * (1 - fill), 2)
+        image = Image.new("L", (PAD_SIDE, PAD_SIDE), 255)
+        draw = ImageDraw.Draw(image)
+        for stroke in trace.strokes:
+            xy = [tuple(p) for p in ((stroke - lo) * scale + offset).tolist()]
+            draw.line(xy if len(xy) > 1 else xy * 2, fill=0, width=width, joint="curve")
+        image.save(folder / f"{i:05d}.png")
+        rows.append(f"{i:05d}.png,{trace.char},tomoe")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def run(module: str, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if proc.returncode:
+        sys.exit(f"{module} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return time.perf_counter() - start
+
+
+def newest(root: Path) -> Path:
+    return max(root.iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+def evaluate(
+    run_dir: Path, data: list[str], env: dict[str, str], out: Path, code: Path = ROOT
+) -> dict:
+    run("kanji_lab.evaluate", [f"run_dir={run_dir}", *data], {**env, "PYTHONPATH": str(code)}, code)
+    metrics = json.loads((newest(out / "evaluate" / "runs") / "metrics.json").read_text())
+    return {
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "n": metrics.get("scored"),
+        "per_source": {k: round(v["acc"], 4) for k, v in metrics["per_source"].items()},
+        "confused": metrics["confused_pairs"][:8],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", required=True, help="name of this ablation row")
+    parser.add_argument("--code", help="train with the kanji_lab of another checkout (baseline)")
+    parser.add_argument("--classes", type=int, default=500)
+    parser.add_argument("--cache", help="cache folder to reuse between rows of equal data")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
+    args = parser.parse_args()
+    classes = class_set(args.classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "outputs"
+        env = {
+            **os.environ,
+            "KANJI_LAB_CACHE": args.cache or str(Path(tmp) / "cache"),
+            "KANJI_LAB_OUTPUT": str(out),
+        }
+        code = Path(args.code).resolve() if args.code else ROOT
+        train_args = [f'data.classes="{classes}"', "callbacks.onnx_export=null", *args.overrides]
+        train_s = run("kanji_lab", train_args, {**env, "PYTHONPATH": str(code)}, cwd=code)
+        run_dir = newest(out / "train" / "runs")
+        trained = json.loads((run_dir / "metrics.json").read_text())
+        pad = make_pad_folder(Path(tmp) / "pad", classes)
+        # real sets are read by the training code when it can (the same normalisation settings)
+        reader = code if (code / "kanji_lab" / "data" / "stroke_source.py").is_file() else ROOT
+        tegaki = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
+        real = {
+            "tomoe": ["data=strokes", f"data.root={REALDEV / 'tomoe'}"],
+            "tegaki": ["data=strokes", f"data.root={tegaki}"],
+            "pad": ["data=folder", f"data.root={pad}"],
+        }
+        sets = {"synthetic": evaluate(run_dir, [], env, out, code)}  # by the code that trained
+        for name, data in real.items():
+            sets[name] = evaluate(run_dir, [*data, "split=all"], env, out, reader)
+    row = {
+        "row": args.row,
+        "overrides": args.overrides,
+        "code": "baseline checkout" if args.code else "this checkout",
+        "classes": len(classes),
+        "train_s": round(train_s, 1),
+        "epochs": trained.get("epochs"),
+        "sets": sets,
+    }
+    rows = [r for r in _rows() if r["row"] != args.row] + [row]
+    record("ablation_real", {"rows": rows}, _markdown(rows))
+    print(json.dumps(row, ensure_ascii=False, indent=2))
+
+
+def _rows() -> list[dict]:
+    path = RESULTS / "ablation_real.json"
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
+def _markdown(rows: list[dict]) -> str:
+    families = sorted({k for r in rows for k in r["sets"]["synthetic"]["per_source"]})
+    head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], "tomoe", "tegaki",
+            "pad", "train s"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        s = r["sets"]
+        fam = [s["synthetic"]["per_source"].get(f) for f in families]
+        cells = [r["row"], s["synthetic"]["top1"], *fam, s["tomoe"]["top1"], s["tegaki"]["top1"],
+                 s["pad"]["top1"]]  # fmt: skip
+        text = [cells[0]] + ["" if v is None else f"{100 * v:.1f}" for v in cells[1:]]
+        lines.append("| " + " | ".join(text) + f" | {r['train_s']:.0f} |")
+    return (
+        "Ablation on a reduced class set (`python experiments/ablation_real.py`), top-1 %, "
+        f"{rows[-1]['classes']} classes:\n\n" + "\n".join(lines)
+    )
+
+
+if __name__ == "__main__":
+    main()
