@@ -1,9 +1,12 @@
 """``data.extra``: synthetic samples mixed into another source's training split only."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from kanji_lab.config import config_dir
 from kanji_lab.data import cache, sources
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.errors import DataSourceError
@@ -30,7 +33,9 @@ def test_extra_synthetic_samples_join_training_only(tmp_path):
     dm.setup("fit")
     names = np.array(dm.data.source_names)[np.asarray(dm.data.sources)]
     synthetic = np.char.startswith(names.astype(str), "synthetic/")
-    assert synthetic.sum() == 50 * len(TINY_CLASSES)  # 50 synthetic writers x 5 classes
+    # every default synthetic writer writes each of the 5 classes (no kana among them)
+    writers = OmegaConf.load(Path(config_dir()) / "data" / "synthetic.yaml").writers
+    assert synthetic.sum() == sum(writers.values()) * len(TINY_CLASSES)
     assert dm.labels == sorted(TINY_CLASSES)  # same vocabulary, no new classes
     assert synthetic[dm.splits["train"]].sum() == synthetic.sum()
     assert not synthetic[dm.splits["val"]].any() and not synthetic[dm.splits["test"]].any()
