@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,8 @@ def test_malformed_files_are_named_with_their_line(tmp_path, name, text, message
 
 
 def test_shipped_development_set_parses():
+    if not REALDEV.is_dir() and not os.environ.get("CI"):
+        pytest.skip(f"no development set at {REALDEV} (shared/ beside the checkout)")
     traces = read_stroke_file(REALDEV / "tomoe" / "all.tdic")
     chars = {t.char for t in traces}
     assert len(traces) > 3000 and {"あ", "十", "亜"} <= chars
