@@ -7,10 +7,11 @@ and agreement with Python on the same drawings, for the INT8 and the float model
 Drawings: the KanjiVG strokes of the run's classes (``--sample`` of them, evenly spread), each
 written ``--variants`` times with a random affine distortion per drawing and point jitter,
 recognised after every stroke as the page does (each prefix of strokes is one recognition). The
-browser side is ``window.kanjiLab`` (``preprocess`` and ``recognize``) on a site built by :mod:`kanji_lab.web.site`, served on
-127.0.0.1; the Python side is :func:`kanji_lab.data.normalize.strokes_input` and predict's ONNX
-Runtime backend (``onnx`` / ``int8``). Without ``--run-dir`` a tiny model is trained first
-(``--classes`` of the synthetic data, ``debug=limit``: 2 short epochs), and the output says so.
+browser side is ``window.kanjiLab`` (``preprocess`` and ``recognize``) on a site built by
+:mod:`kanji_lab.web.site`, served on 127.0.0.1; the Python side is
+:func:`kanji_lab.data.normalize.strokes_input` and predict's ONNX Runtime backend (``onnx`` /
+``int8``). Without ``--run-dir`` a tiny model is trained first (``--classes`` of the synthetic
+data, ``debug=limit``: 2 short epochs), and the output says so.
 
 Writes experiments/results/bench_web.json and .md, and the README's results block.
 """
