@@ -26,17 +26,15 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import RESULTS, ROOT, record  # noqa: E402
+from results_io import RESULTS, ROOT, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
 from kanji_lab.data.stroke_files import read_stroke_file  # noqa: E402
@@ -77,24 +75,12 @@ def make_pad_folder(folder: Path, classes: str) -> Path:
     return folder
 
 
-def run(module: str, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    if proc.returncode:
-        sys.exit(f"{module} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return time.perf_counter() - start
-
-
-def newest(root: Path) -> Path:
-    return max(root.iterdir(), key=lambda p: p.stat().st_mtime)
-
-
 def evaluate(
     run_dir: Path, data: list[str], env: dict[str, str], out: Path, code: Path = ROOT
 ) -> dict:
-    run("kanji_lab.evaluate", [f"run_dir={run_dir}", *data], {**env, "PYTHONPATH": str(code)}, code)
+    run_module(
+        "kanji_lab.evaluate", [f"run_dir={run_dir}", *data], {**env, "PYTHONPATH": str(code)}, code
+    )
     metrics = json.loads((newest(out / "evaluate" / "runs") / "metrics.json").read_text())
     return {
         "top1": metrics["top1"],
@@ -123,7 +109,7 @@ def main() -> None:
         }
         code = Path(args.code).resolve() if args.code else ROOT
         train_args = [f'data.classes="{classes}"', "callbacks.onnx_export=null", *args.overrides]
-        train_s = run("kanji_lab", train_args, {**env, "PYTHONPATH": str(code)}, cwd=code)
+        train_s, _ = run_module("kanji_lab", train_args, {**env, "PYTHONPATH": str(code)}, code)
         run_dir = newest(out / "train" / "runs")
         trained = json.loads((run_dir / "metrics.json").read_text())
         pad = make_pad_folder(Path(tmp) / "pad", classes)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import ROOT, record, table  # noqa: E402
+from results_io import ROOT, newest, record, run_module, table  # noqa: E402
 
 TARGET_SECONDS = 15 * 60
 REALDEV = ROOT.parent / "shared" / "realdev"  # real writing, for evaluation only
@@ -36,26 +34,11 @@ REAL_SETS = {
 TARGET_TOP1 = 0.97
 
 
-def run(module: str, args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Run ``python -m module args``; returns wall seconds and the combined output."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        sys.exit(f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return seconds, proc.stdout + proc.stderr
-
-
 def evaluate(run_dir: Path, data: list[str], env: dict[str, str], tmp: str) -> dict:
     """``python -m kanji_lab.evaluate`` of the run on ``data`` (none: its own test split)."""
-    run("kanji_lab.evaluate", [f"run_dir={run_dir}", *data], env)
-    return json.loads((newest_run(Path(tmp) / "outputs", "evaluate") / "metrics.json").read_text())
-
-
-def newest_run(root: Path, task: str) -> Path:
-    return max((root / task / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    run_module("kanji_lab.evaluate", [f"run_dir={run_dir}", *data], env)
+    evaluated = newest(Path(tmp) / "outputs" / "evaluate" / "runs")
+    return json.loads((evaluated / "metrics.json").read_text())
 
 
 def main() -> None:
@@ -71,8 +54,8 @@ def main() -> None:
             "KANJI_LAB_CACHE": args.reuse_cache or str(Path(tmp) / "cache"),
             "KANJI_LAB_OUTPUT": str(Path(tmp) / "outputs"),
         }
-        wall, _ = run("kanji_lab", args.overrides, env)
-        run_dir = newest_run(Path(tmp) / "outputs", "train")
+        wall, _ = run_module("kanji_lab", args.overrides, env)
+        run_dir = newest(Path(tmp) / "outputs" / "train" / "runs")
         metrics = json.loads((run_dir / "metrics.json").read_text())
         evaluation = evaluate(run_dir, [], env, tmp)
         real = {
