@@ -17,6 +17,7 @@ from kanji_lab.atomic import write_json
 from kanji_lab.callbacks.carbon import read_emissions
 from kanji_lab.callbacks.checkpoint_io import AtomicCheckpointIO
 from kanji_lab.callbacks.onnx_export import export_settings
+from kanji_lab.callbacks.process_group import ProcessGroupAtExit
 from kanji_lab.callbacks.rng_state import RNGState
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
@@ -68,7 +69,7 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, RNGState()],
+        callbacks=[*callbacks, RNGState(), ProcessGroupAtExit()],
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
     )
