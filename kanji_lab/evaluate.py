@@ -62,22 +62,26 @@ def choose_split(requested: str, data: DictConfig, trained_on: DictConfig) -> st
     return "test" if same else "all"
 
 
-def writer_families(source_names: list[str]) -> set[str]:
-    """The ETL writer families (``ETL9``: ETL9G and ETL9B) of a cache's sources. Their writer ids
-    are global (:data:`kanji_lab.data.etl.WRITER_BLOCK`): one hand has one id in each part."""
+def writer_families(data: DictConfig, source_names: list[str]) -> set[str]:
+    """The writer populations of a dataset, named so that two datasets with a name in common
+    hold the same hands under the same writer ids: an ETL family (``ETL9``: ETL9G and ETL9B,
+    whose ids are global, :data:`kanji_lab.data.etl.WRITER_BLOCK`), or the synthetic generator's
+    seed (writer ``k`` of seed ``s`` has one style whatever classes it writes)."""
     from kanji_lab.data import etl
 
-    return {etl.PARTS[n].family for n in source_names if n in etl.PARTS}
+    families = {etl.PARTS[n].family for n in source_names if n in etl.PARTS}
+    if any(n.startswith("synthetic/") for n in source_names):
+        families.add(f"synthetic seed {data.get('seed', 0)}")
+    return families
 
 
-def unseen_writer_rows(
+def seen_writers(
     datamodule: CharacterDataModule, trained_on: DictConfig, labels: list[str]
-) -> tuple[np.ndarray, str] | None:
-    """When the evaluated data shares writers with the run's training data (``etl9b`` for an
-    ``etl9g`` run, ``etl9g`` for a ``combined_all_etl`` run): the rows of the writers the run
-    neither trained nor validated on (its test writers, and hands it never saw), with the reason
-    for the log. None when the two share no writer family."""
-    families = writer_families(datamodule.data.source_names)
+) -> tuple[np.ndarray, np.ndarray, set[str]] | None:
+    """When the evaluated data shares a writer population with the run's training data: the
+    writer ids the run trained or validated on, its test writer ids and the shared populations.
+    None when they share none."""
+    families = writer_families(datamodule.cfg, datamodule.data.source_names)
     if not families:
         return None
     trained = CharacterDataModule(trained_on, labels=labels)
@@ -89,21 +93,55 @@ def unseen_writer_rows(
             "run may have trained on, and its training data cannot be opened to tell which "
             f"({err}); pass split=all to score every sample knowingly"
         ) from err
-    shared = families & writer_families(trained.data.source_names)
+    shared = families & writer_families(trained_on, trained.data.source_names)
     if not shared:
         return None
     writers = np.asarray(trained.data.writers)
     seen = np.union1d(writers[trained.splits["train"]], writers[trained.splits["val"]])
-    test = np.unique(writers[trained.splits["test"]])
-    rows = datamodule.splits["all"]
-    keep = rows[~np.isin(np.asarray(datamodule.data.writers)[rows], seen)]
-    reason = (
+    return seen, np.unique(writers[trained.splits["test"]]), shared
+
+
+def writers_split(
+    requested: str,
+    split: str,
+    datamodule: CharacterDataModule,
+    trained_on: DictConfig,
+    labels: list[str],
+) -> tuple[str, str | None]:
+    """The split to score and a note on its writers (logged as a warning, kept in the metrics).
+
+    ``split=auto`` on data that shares writers with the training data (``etl9b`` for an ``etl9g``
+    run, ``etl9g`` for a ``combined_all_etl`` run, synthetic data of the run's generator seed with
+    other classes, as in a zero-shot study) scores only the writers the run neither trained nor
+    validated on (split ``unseen_writers``). An explicit split is scored as asked, with a note
+    when some of its samples come from writers the run trained or validated on.
+    """
+    if requested == "auto" and split != "all":
+        return split, None
+    known = seen_writers(datamodule, trained_on, labels)
+    if known is None:
+        return split, None
+    seen, test, shared = known
+    rows = datamodule.splits[split]
+    overlap = np.isin(np.asarray(datamodule.data.writers)[rows], seen)
+    source = (
         f"data={datamodule.cfg.name} shares the {', '.join(sorted(shared))} writers with the "
-        f"run's training data ({trained_on.name}): scoring only the {len(keep)} of {len(rows)} "
-        f"samples of writers the run did not train or validate on (its {len(test)} test writers "
-        "and any it never saw)"
+        f"run's training data ({trained_on.name})"
     )
-    return keep, reason
+    if requested != "auto":
+        if not overlap.any():
+            return split, None
+        return split, (
+            f"{source}: {int(overlap.sum())} of the {len(rows)} samples of split={split} are by "
+            "writers the run trained or validated on, so this is no score on unseen writers "
+            "(split=auto scores only those it never saw)"
+        )
+    datamodule.splits["unseen_writers"] = rows[~overlap]
+    return "unseen_writers", (
+        f"{source}: scoring only the {int((~overlap).sum())} of {len(rows)} samples of writers "
+        f"the run did not train or validate on (its {len(test)} test writers and any it never "
+        "saw)"
+    )
 
 
 def _identity(data: DictConfig) -> dict[str, Any]:
@@ -247,18 +285,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     split = choose_split(cfg.split, data, train_cfg.data)
     datamodule = CharacterDataModule(data, eval_batch_size=cfg.batch_size, labels=labels)
     datamodule.setup("test")
-    writers_note = None
-    if cfg.split == "auto" and split == "all":
-        trained_on = train_cfg.data
-        with open_dict(trained_on):
-            trained_on.cache_dir = data.cache_dir
-        restricted = unseen_writer_rows(datamodule, trained_on, labels)
-        if restricted is not None:
-            split, (datamodule.splits["unseen_writers"], writers_note) = (
-                "unseen_writers",
-                restricted,
-            )
-            log.warning("%s", writers_note)
+    trained_on = train_cfg.data
+    with open_dict(trained_on):
+        trained_on.cache_dir = data.cache_dir
+    split, writers_note = writers_split(cfg.split, split, datamodule, trained_on, labels)
+    if writers_note:
+        log.warning("%s", writers_note)
     log.info("evaluating %s on %s, split %s", cfg.run_dir, data.name, split)
     preds, targets = predict_split(net, datamodule, split)
     # split indices are ascending and an unshuffled loader keeps that order

@@ -127,6 +127,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "parameters": model.num_parameters(),
         "macs_per_image": cost["macs"],
         "weights_bytes": cost["weights_bytes"],
+        # model=hiercode: how many slots of the codebook belong to one class only
+        "codebook": model.net.code_stats() if hasattr(model.net, "code_stats") else None,
         "epochs": trainer.current_epoch,
         "best_checkpoint": best,
         "timings": timings,

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -240,3 +241,77 @@ def test_every_recipe_runs_one_batch(tmp_path):
     assert len(jobs) == len(RECIPES)
     archs = {json.loads(p.read_text())["arch"] for p in jobs}
     assert archs == {"cnn", "rnn", "hiercode", "vit"}
+
+
+def _synthetic(classes: str, *more: str) -> list[str]:
+    """The built-in synthetic source on ``classes``, three writers per style family."""
+    writers = [f"data.writers.{f}=3" for f in ("pen", "pencil", "brush", "cursive", "touch")]
+    zero = [f"data.writers.{f}=0" for f in ("font", "print")]
+    return ["data=synthetic", f"data.classes='{classes}'", *writers, *zero, *more]
+
+
+def test_zero_shot_scores_unseen_classes_only_on_writers_training_never_saw(tmp_path):
+    """The same generator seed means the same writers: zero-shot on other classes scores only the
+    run's test writers by default, says so when asked for every sample, and a new seed (new
+    writers) is scored whole."""
+    tiny = [f"model.net.{k}={v}" for k, v in SMALL["hiercode"].items()]
+    train_data = _synthetic("亜唖娃", "data.split.val=0.2", "data.split.test=0.2")
+    overrides = [*train_data, "model=hiercode", *tiny, "debug=fdr", "++callbacks.onnx_export=null"]
+    run = tmp_path / "run"
+    train(compose_train([*overrides, "callbacks.progress_bar=null"], run, tmp_path / "cache"))
+    unseen = [f"run_dir={run}", *_synthetic("亜唖娃愛悪"), "zero_shot.classes='愛悪'"]
+
+    auto = evaluate(_eval_cfg(tmp_path, unseen))
+    assert auto["split"] == "unseen_writers"
+    assert "shares the synthetic seed 0 writers" in auto["writers_note"]
+    # 15 writers: each test writer wrote the 5 classes, 2 of them unseen
+    net, labels, train_cfg = load_run(run)
+    trained = CharacterDataModule(train_cfg.data, labels=labels)
+    trained.setup("fit")
+    test_writers = set(np.asarray(trained.data.writers)[trained.splits["test"]].tolist())
+    assert auto["samples"] == 5 * len(test_writers) and auto["zero_shot"]["samples"] == 2 * len(
+        test_writers
+    )
+
+    everything = evaluate(_eval_cfg(tmp_path, [*unseen, "split=all"]))
+    assert everything["samples"] == 75
+    seen = 5 * (15 - len(test_writers))
+    assert (
+        f"{seen} of the 75 samples of split=all are by writers the run trained"
+        in (everything["writers_note"])
+    )
+
+    fresh = evaluate(_eval_cfg(tmp_path, [*unseen, "data.seed=1"]))
+    assert fresh["split"] == "all" and fresh["writers_note"] is None and fresh["samples"] == 75
+
+
+# eight kanji that share no component, written by 4 synthetic writers of every style family
+SEPARABLE = "一川山木日口女火"
+
+
+@pytest.mark.slow  # ~30 s per architecture on 2 cores
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_shipped_defaults_learn_a_small_separable_task(arch, tmp_path):
+    """``model=<arch>`` as shipped (its own optimiser settings) reads eight distinct kanji after a
+    few epochs; an architecture that cannot learn (as the ViT once could not) fails here."""
+    families = ("pen", "pencil", "brush", "cursive", "touch", "font", "print")
+    data = ["data=synthetic", f"data.classes='{SEPARABLE}'", "data.kana_copies=1"]
+    data += [f"data.writers.{f}=4" for f in families]
+    overrides = [*data, f"model={arch}", "trainer.max_epochs=10", "batch_size=16"]
+    overrides += ["callbacks.progress_bar=null", "++callbacks.onnx_export=null"]
+    metrics = train(compose_train(overrides, tmp_path / "run", tmp_path / "cache"))
+    assert metrics["test/acc"] >= 0.9, metrics["test/acc"]
+
+
+def test_hiercode_counts_the_slots_that_belong_to_one_class():
+    """甲 and 申 have the same KanjiVG code (one slot each of their own tells them apart), 一 is
+    atomic (its own component), 明 and 暗 share the left-right split and 日."""
+    stats = build_network("hiercode", list("甲申一明暗"), **SMALL["hiercode"]).code_stats()
+    assert stats["classes"] == 5 and stats["collision_slots"] == 2
+    assert stats["atomic_classes"] == 1
+    net = build_network("hiercode", list("甲申一明暗"), **SMALL["hiercode"])
+    users = {s: sum(s in code for code in map(code_slots, "甲申一明暗")) for s in net.slots}
+    assert users["S:⿰"] >= 2  # shared slots are not counted
+    single = [s for s in net.slots if s.startswith("self:") or users[s] == 1]
+    assert stats["single_class_slots"] == len(single)
+    assert stats["classes_with_a_single_class_slot"] == 5  # 暗's 音, 明's 月, 一, 甲, 申

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from kanji_lab.models.layers import SeparableBlock, conv_bn
+from kanji_lab.models.layers import SeparableBlock, conv_bn, feature_layer
 from kanji_lab.models.registry import register
 
 
@@ -37,10 +37,7 @@ class ChannelAttentionCNN(nn.Module):
         self.embed = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
-            nn.Linear(cin, features, bias=False),
-            nn.BatchNorm1d(features),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
+            *feature_layer(cin, features, dropout),
         )
         self.head = nn.Linear(features, num_classes)
 

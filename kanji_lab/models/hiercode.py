@@ -84,7 +84,7 @@ class HierCode(nn.Module):
         dim: int = 192,
         depth: int = 2,
         max_children: int = 4,
-        scale: float = 16.0,
+        scale: float = 32.0,
         width: int = 32,
         blocks: tuple[int, ...] = (1, 2, 2),
         features: int = 384,
@@ -135,6 +135,26 @@ class HierCode(nn.Module):
     def refresh(self) -> None:
         """Recompose the eval-mode class embeddings (after loading weights or adding labels)."""
         self.class_cache = None if self.training else self.class_embeddings()
+
+    def code_stats(self) -> dict[str, int]:
+        """How much of the codebook is shared. A slot that only one class uses is a weight row of
+        that class under another name (as in a CNN's head); so are the slots added for colliding
+        codes (``self:``) and the own component of a character KanjiVG cannot split."""
+        codes = self.codes.long()
+        users = torch.bincount(codes[codes >= 0], minlength=len(self.slots))
+        single = users == 1
+        own = (codes >= 0) & single[codes.clamp(min=0)]
+        atomic = f"S:{radicals.ATOMIC}"
+        return {
+            "classes": len(self.labels),
+            "slots": len(self.slots),
+            "single_class_slots": int(single.sum()),
+            "classes_with_a_single_class_slot": int(own.any(dim=1).sum()),
+            "collision_slots": sum(s.startswith("self:") for s in self.slots),
+            "atomic_classes": int((codes == self.slot_index[atomic]).any(dim=1).sum())
+            if atomic in self.slot_index
+            else 0,
+        }
 
     def extend_labels(self, chars: list[str]) -> dict[str, list[str]]:
         """Add classes that were not in training, coded from their trees with the known slots.

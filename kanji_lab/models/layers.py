@@ -49,3 +49,15 @@ class SeparableBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.body(x)
         return x + y if self.residual else y
+
+
+def feature_layer(dim: int, features: int, dropout: float) -> nn.Module:
+    """``features`` > 0: linear layer, batch norm, ReLU, dropout (the CNN's); 0: dropout only."""
+    if not features:
+        return nn.Dropout(dropout)
+    return nn.Sequential(
+        nn.Linear(dim, features, bias=False),
+        nn.BatchNorm1d(features),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+    )

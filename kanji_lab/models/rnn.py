@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from kanji_lab.models import radicals
 from kanji_lab.models.cnn import ChannelAttentionCNN
+from kanji_lab.models.layers import feature_layer
 from kanji_lab.models.registry import register
 
 
@@ -68,6 +69,7 @@ class RecurrentClassifier(nn.Module):
         dropout: float = 0.2,
         se: bool = True,
         aux_weight: float = 0.5,
+        features: int = 384,
     ) -> None:
         super().__init__()
         if read not in ("columns", "raster"):
@@ -83,12 +85,13 @@ class RecurrentClassifier(nn.Module):
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn(2 * hidden, hidden, layers, batch_first=True, bidirectional=True)
         self.pool = AttentionPool(2 * hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * hidden, len(labels))
+        self.embed = feature_layer(2 * hidden, features, dropout)
+        out = features or 2 * hidden
+        self.head = nn.Linear(out, len(labels))
         self.aux_weight = aux_weight
         if aux_weight > 0:
             vocab, index = component_index(labels)
-            self.aux_head = nn.Linear(2 * hidden, len(vocab))
+            self.aux_head = nn.Linear(out, len(vocab))
             nn.init.constant_(self.aux_head.bias, -4.0)  # components are rare: start near 2%
             # derived from the labels at construction: not stored in weight files
             self.register_buffer("component_index", index, persistent=False)
@@ -105,7 +108,7 @@ class RecurrentClassifier(nn.Module):
     def pooled(self, x: Tensor) -> Tensor:
         seq = self.sequence(x)
         out, _ = self.rnn(seq)
-        return self.dropout(self.pool(seq + out))  # residual: the recurrence adds context
+        return self.embed(self.pool(seq + out))  # residual: the recurrence adds context
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.pooled(x))
