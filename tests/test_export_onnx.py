@@ -99,3 +99,17 @@ def test_parity_check_catches_wrong_values(tmp_path):
         net.head.bias += 0.01
     with pytest.raises(ExportError, match="differs from PyTorch"):
         check_onnx(path, net)
+
+
+def test_hiercode_int8_onnx_at_3036_classes_fits_in_one_megabyte(tmp_path):
+    """model=hiercode as shipped, for ETL9G's 3,036 classes: the INT8 file is at most 1.0 MB."""
+    from kanji_lab.data.charsets import etl9g_classes
+    from kanji_lab.deploy.int8 import quantize_int8
+
+    labels = etl9g_classes()
+    net_cfg = OmegaConf.load(Path(config_dir()) / "model" / "hiercode.yaml").net
+    net = build_network("hiercode", labels, **OmegaConf.to_container(net_cfg)).eval()
+    fp32 = export_onnx(net, tmp_path / "model.onnx", labels)
+    batch = np.random.default_rng(0).uniform(-1, 1, (8, 1, 64, 64)).astype(np.float32)
+    int8 = quantize_int8(fp32, tmp_path / "model.int8.onnx", [batch])
+    assert int8.stat().st_size <= 1_000_000, int8.stat().st_size

@@ -315,3 +315,17 @@ def test_hiercode_counts_the_slots_that_belong_to_one_class():
     single = [s for s in net.slots if s.startswith("self:") or users[s] == 1]
     assert stats["single_class_slots"] == len(single)
     assert stats["classes_with_a_single_class_slot"] == 5  # 暗's 音, 明's 月, 一, 甲, 申
+
+
+def test_positional_pooling_keeps_where_each_part_is():
+    """Swapping two positions leaves a global average unchanged but not the positional pool."""
+    from kanji_lab.models.layers import PositionalPool
+
+    tokens = torch.randn(1, 16, 8)
+    swapped = tokens[:, [1, 0, *range(2, 16)]]
+    pool = PositionalPool(8, 4)
+    torch.testing.assert_close(tokens.mean(1), swapped.mean(1))
+    assert pool(tokens).shape == (1, 64) and not torch.allclose(pool(tokens), pool(swapped))
+    for arch in ("cnn", "hiercode", "vit"):
+        net = small(arch, pool=4).eval()
+        assert net(torch.randn(2, 1, 64, 64)).shape == (2, len(LABELS))

@@ -73,23 +73,25 @@ def pack_codes(codes: list[list[str]], slot_index: dict[str, int]) -> Tensor:
 class HierCode(nn.Module):
     """Image encoder + hierarchical codebook; ``forward(x)`` -> cosine logits over the labels.
 
-    ``width``, ``blocks``, ``features``, ``dropout``, ``se``: the CNN encoder (as in ``model=cnn``),
-    whose last layer projects to the ``dim``-sized embedding; ``depth`` and ``max_children``: how
-    much of each tree becomes positional slots; ``scale``: initial logit scale (learned).
+    ``width``, ``blocks``, ``features``, ``dropout``, ``se``, ``pool``: the CNN encoder (as in
+    ``model=cnn``), whose last layer projects to the ``dim``-sized embedding; ``depth`` and
+    ``max_children``: how much of each tree becomes positional slots; ``scale``: initial logit
+    scale (learned).
     """
 
     def __init__(
         self,
         labels: list[str],
-        dim: int = 192,
+        dim: int = 128,
         depth: int = 2,
         max_children: int = 4,
         scale: float = 32.0,
         width: int = 32,
         blocks: tuple[int, ...] = (1, 2, 2),
-        features: int = 384,
+        features: int = 256,
         dropout: float = 0.2,
         se: bool = True,
+        pool: int = 32,
     ) -> None:
         super().__init__()
         self.depth, self.max_children = depth, max_children
@@ -97,7 +99,7 @@ class HierCode(nn.Module):
         codes = label_codes(self.labels, depth, max_children)
         self.slots = sorted({s for slots in codes.values() for s in slots})
         self.slot_index = {s: i for i, s in enumerate(self.slots)}
-        self.encoder = ChannelAttentionCNN(dim, width, tuple(blocks), features, dropout, se)
+        self.encoder = ChannelAttentionCNN(dim, width, tuple(blocks), features, dropout, se, pool)
         self.prototypes = nn.Parameter(torch.randn(len(self.slots), dim) / math.sqrt(dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(scale)))
         self.register_buffer("codes", pack_codes([codes[c] for c in self.labels], self.slot_index))

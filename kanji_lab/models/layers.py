@@ -61,3 +61,16 @@ def feature_layer(dim: int, features: int, dropout: float) -> nn.Module:
         nn.ReLU(inplace=True),
         nn.Dropout(dropout),
     )
+
+
+class PositionalPool(nn.Module):
+    """``(B, N, C)`` tokens -> ``(B, N * reduce)``: each token narrowed to ``reduce`` channels by
+    one linear layer, then all of them side by side, so the pooled vector keeps where each part
+    of the character is (a global average forgets it)."""
+
+    def __init__(self, channels: int, reduce: int) -> None:
+        super().__init__()
+        self.narrow = nn.Linear(channels, reduce)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.narrow(tokens).flatten(1)

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kanji_lab.models import radicals
-from kanji_lab.models.cnn import ChannelAttentionCNN
-from kanji_lab.models.layers import feature_layer
+from kanji_lab.models.cnn import separable_stages
+from kanji_lab.models.layers import PositionalPool, feature_layer
 from kanji_lab.models.registry import register
 
 
@@ -51,8 +51,10 @@ class RecurrentClassifier(nn.Module):
     The separable-conv stages of :class:`ChannelAttentionCNN` (``blocks`` stages; two give an 8x8
     map) produce the map; ``read=columns`` makes each column a step (left to right, the way
     left-right compounds are built), ``read=raster`` each position in raster order. A ``layers``
-    deep bidirectional ``cell`` (lstm or gru) with ``hidden`` units per direction reads it,
-    attention pooling gives one vector, and a linear layer the class logits. With
+    deep bidirectional ``cell`` (lstm or gru) with ``hidden`` units per direction reads it;
+    pooling gives one vector (``pool`` > 0: each step narrowed to ``pool`` channels, all side by
+    side, so the order of the parts survives; 0: attention pooling), then a ``features`` feature
+    layer (as in the CNN; 0: none) and a linear layer the class logits. With
     ``aux_weight > 0`` a second head predicts the character's components (multi-label, binary
     cross-entropy against the radical data), added to the loss with that weight.
     """
@@ -70,12 +72,13 @@ class RecurrentClassifier(nn.Module):
         se: bool = True,
         aux_weight: float = 0.5,
         features: int = 384,
+        pool: int = 32,
     ) -> None:
         super().__init__()
         if read not in ("columns", "raster"):
             raise ValueError(f"read must be columns or raster, not {read!r}")
         self.read = read
-        self.encoder = ChannelAttentionCNN(1, width, tuple(blocks), se=se).features
+        self.encoder = separable_stages(width, tuple(blocks), se)
         channels = width * 2 ** len(blocks)
         side = 64 // 2 ** (len(blocks) + 1)
         step = channels * side if read == "columns" else channels
@@ -84,9 +87,10 @@ class RecurrentClassifier(nn.Module):
         )
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn(2 * hidden, hidden, layers, batch_first=True, bidirectional=True)
-        self.pool = AttentionPool(2 * hidden)
-        self.embed = feature_layer(2 * hidden, features, dropout)
-        out = features or 2 * hidden
+        steps = side if read == "columns" else side * side
+        self.pool = PositionalPool(2 * hidden, pool) if pool else AttentionPool(2 * hidden)
+        self.embed = feature_layer(pool * steps if pool else 2 * hidden, features, dropout)
+        out = features or (pool * steps if pool else 2 * hidden)
         self.head = nn.Linear(out, len(labels))
         self.aux_weight = aux_weight
         if aux_weight > 0:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kanji_lab.models.cnn import ChannelAttentionCNN
-from kanji_lab.models.layers import conv_bn, feature_layer
+from kanji_lab.models.cnn import separable_stages
+from kanji_lab.models.layers import PositionalPool, conv_bn, feature_layer
 from kanji_lab.models.registry import register
 
 
@@ -51,8 +51,9 @@ class Block(nn.Module):
 
 class VisionTransformer(nn.Module):
     """Patches of ``patch`` x ``patch`` pixels embedded to ``width``, learned positions, ``depth``
-    blocks of ``heads`` heads, mean-pooled tokens, a ``features`` feature layer (as in the CNN; 0:
-    none) and the class head. The defaults (8x8 patches = 64 tokens, width 128, depth 2) train on
+    blocks of ``heads`` heads, pooling (``pool`` > 0: each token narrowed to ``pool`` channels, all
+    side by side; 0: their mean), a ``features`` feature layer (as in the CNN; 0: none) and the
+    class head. The defaults (8x8 patches = 64 tokens, width 128, depth 2) train on
     a CPU."""
 
     def __init__(
@@ -67,6 +68,7 @@ class VisionTransformer(nn.Module):
         image_size: int = 64,
         stem: str = "hybrid",
         features: int = 384,
+        pool: int = 16,
     ) -> None:
         super().__init__()
         if image_size % patch:
@@ -77,12 +79,16 @@ class VisionTransformer(nn.Module):
         blocks = [Block(width, heads, mlp_ratio, dropout) for _ in range(depth)]
         self.blocks = nn.Sequential(*blocks)
         self.norm = nn.LayerNorm(width)
-        self.embed = feature_layer(width, features, dropout)
-        self.head = nn.Linear(features or width, num_classes)
+        self.pool = PositionalPool(width, pool) if pool else None
+        pooled = pool * tokens if pool else width
+        self.embed = feature_layer(pooled, features, dropout)
+        self.head = nn.Linear(features or pooled, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         tokens = self.patches(x).flatten(2).transpose(1, 2) + self.position
-        return self.head(self.embed(self.norm(self.blocks(tokens)).mean(dim=1)))
+        tokens = self.norm(self.blocks(tokens))
+        pooled = tokens.mean(dim=1) if self.pool is None else self.pool(tokens)
+        return self.head(self.embed(pooled))
 
 
 def patch_embedding(width: int, patch: int, stem: str) -> nn.Module:
@@ -104,7 +110,7 @@ def patch_embedding(width: int, patch: int, stem: str) -> nn.Module:
     if stem == "hybrid":
         cnn_width = max(8, width // 4)
         blocks = tuple([1] + [2] * (steps - 2))
-        stages = ChannelAttentionCNN(1, cnn_width, blocks).features
+        stages = separable_stages(cnn_width, blocks)
         return nn.Sequential(stages, nn.Conv2d(cnn_width * 2 ** (steps - 1), width, 1))
     channels = [1] + [max(8, width >> (steps - i)) for i in range(1, steps)] + [width]
     pairs = zip(channels[:-1], channels[1:], strict=True)
