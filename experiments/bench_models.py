@@ -254,7 +254,7 @@ def zero_shot_table(zs: dict, setup: str) -> str:
 def merged_with_recorded(args: argparse.Namespace, rows: list[dict], text: str) -> tuple[dict, str]:
     """The recorded table with the rows of ``args.models`` replaced by ``rows``."""
     before = json.loads((RESULTS / "bench_models.json").read_text())
-    ignored = {"models", "update", "skip", "cache"}
+    ignored = {"models", "update", "skip", "cache", "zero_shot_record"}
     mine = {k: v for k, v in vars(args).items() if k not in ignored}
     theirs = {k: v for k, v in before["args"].items() if k not in ignored}
     if mine != theirs:
@@ -277,6 +277,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seen", type=int, default=500, help="zero-shot: kanji trained on")
     parser.add_argument("--unseen", type=int, default=200, help="zero-shot: kanji never seen")
+    parser.add_argument(
+        "--zero-shot-record",
+        default="bench_models_zeroshot",
+        help="results name of part 2 (bench_models_zeroshot_full for --seen 2000 --unseen 965)",
+    )
     parser.add_argument("--skip", choices=["bench", "zero-shot"], help="run only the other part")
     parser.add_argument(
         "--threads", type=int, default=2, help="CPU threads per run (OMP_NUM_THREADS)"
@@ -314,7 +319,8 @@ def main() -> None:
                 f"HierCode trained on {args.seen} of the 2,000 `zeroshot_seen` kanji, scored on "
                 f"{args.unseen} of the 965 `zeroshot_unseen` kanji. {setup}"
             )
-            record("bench_models_zeroshot", {"args": vars(args), **zs}, zero_shot_table(zs, text))
+            result = {"args": vars(args), **zs}
+            record(args.zero_shot_record, result, zero_shot_table(zs, text))
 
 
 if __name__ == "__main__":
