@@ -2,7 +2,8 @@
 
 Every row trains ``python -m kanji_lab model=<arch>`` on the same classes (spread over ETL9G),
 writers, epochs and seed, with the shipped defaults plus the row's overrides, and reports the
-writer-disjoint synthetic test top-1 / top-5, parameters and training seconds per epoch. The
+writer-disjoint synthetic test top-1 / top-5 and parameters (no timings: rows may run beside
+other work; ``bench_models.py`` times the models). The
 "before" rows rebuild the settings each architecture shipped with before issue 11; the rows after
 them add the changes one by one. The budget is short on purpose: it is where the architectures
 differ most in how fast they learn (``bench_models.py`` compares them at a fair budget).
@@ -83,22 +84,15 @@ def probe(label: str, overrides: list[str], common: list[str], env: dict, out: P
         "top1": m["test/acc"],
         "top5": m["test/acc_top5"],
         "parameters": m["parameters"],
-        "train_s_per_epoch": m["timings"]["train_s"] / max(1, m["epochs"]),
     }
     print(json.dumps(row, ensure_ascii=False), flush=True)
     return row
 
 
 def markdown(rows: list[dict], setup: str) -> str:
-    lines = [
-        setup,
-        "",
-        "| row | top-1 | top-5 | parameters | train s / epoch |",
-        "|---|---|---|---|---|",
-    ]
+    lines = [setup, "", "| row | top-1 | top-5 | parameters |", "|---|---|---|---|"]
     lines += [
-        f"| {r['row']} | {100 * r['top1']:.1f}% | {100 * r['top5']:.1f}% | {r['parameters']:,} | "
-        f"{r['train_s_per_epoch']:.0f} |"
+        f"| {r['row']} | {100 * r['top1']:.1f}% | {100 * r['top5']:.1f}% | {r['parameters']:,} |"
         for r in rows
     ]
     return "\n".join(lines)
