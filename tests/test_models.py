@@ -285,19 +285,24 @@ def test_zero_shot_scores_unseen_classes_only_on_writers_training_never_saw(tmp_
     assert fresh["split"] == "all" and fresh["writers_note"] is None and fresh["samples"] == 75
 
 
-# eight kanji that share no component, written by 4 synthetic writers of every style family
-SEPARABLE = "一川山木日口女火"
+def _spread(count: int) -> str:
+    """``count`` ETL9G classes spread over all of them."""
+    from kanji_lab.data.charsets import etl9g_classes
+
+    chars = etl9g_classes()
+    return "".join(chars[i * len(chars) // count] for i in range(count))
 
 
-@pytest.mark.slow  # ~30 s per architecture on 2 cores
+@pytest.mark.slow  # ~10 s per architecture on 2 quiet cores
 @pytest.mark.parametrize("arch", sorted(SMALL))
-def test_shipped_defaults_learn_a_small_separable_task(arch, tmp_path):
-    """``model=<arch>`` as shipped (its own optimiser settings) reads eight distinct kanji after a
-    few epochs; an architecture that cannot learn (as the ViT once could not) fails here."""
+def test_shipped_defaults_learn_forty_kanji_in_six_epochs(arch, tmp_path):
+    """``model=<arch>`` as shipped (its own optimiser settings) reads 40 kanji written by 4
+    synthetic writers of every style family after six epochs. The ViT as it shipped before
+    (stride-2 convolution stem, mean pooling, lr 1e-3) stayed far below that here."""
     families = ("pen", "pencil", "brush", "cursive", "touch", "font", "print")
-    data = ["data=synthetic", f"data.classes='{SEPARABLE}'", "data.kana_copies=1"]
+    data = ["data=synthetic", f"data.classes='{_spread(40)}'", "data.kana_copies=1"]
     data += [f"data.writers.{f}=4" for f in families]
-    overrides = [*data, f"model={arch}", "trainer.max_epochs=10", "batch_size=16"]
+    overrides = [*data, f"model={arch}", "trainer.max_epochs=6", "batch_size=32"]
     overrides += ["callbacks.progress_bar=null", "++callbacks.onnx_export=null"]
     metrics = train(compose_train(overrides, tmp_path / "run", tmp_path / "cache"))
     assert metrics["test/acc"] >= 0.9, metrics["test/acc"]
