@@ -334,3 +334,5 @@ def test_positional_pooling_keeps_where_each_part_is():
     for arch in ("cnn", "hiercode", "vit"):
         net = small(arch, pool=4).eval()
         assert net(torch.randn(2, 1, 64, 64)).shape == (2, len(LABELS))
+        with pytest.raises(ValueError, match="pool must be 0"):
+            small(arch, pool=-1)

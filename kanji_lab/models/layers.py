@@ -70,6 +70,11 @@ class PositionalPool(nn.Module):
 
     def __init__(self, channels: int, reduce: int) -> None:
         super().__init__()
+        if reduce < 1:
+            raise ValueError(
+                f"pool must be 0 (average pooling) or a number of channels kept per position, "
+                f"got {reduce}"
+            )
         self.narrow = nn.Linear(channels, reduce)
 
     def forward(self, tokens: Tensor) -> Tensor:
