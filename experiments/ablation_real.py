@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import RESULTS, ROOT, newest, record, run_module  # noqa: E402
+from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
 from kanji_lab.data.stroke_files import read_stroke_file  # noqa: E402
@@ -78,10 +78,8 @@ def make_pad_folder(folder: Path, classes: str) -> Path:
 def evaluate(
     run_dir: Path, data: list[str], env: dict[str, str], out: Path, code: Path = ROOT
 ) -> dict:
-    run_module(
-        "kanji_lab.evaluate", [f"run_dir={run_dir}", *data], {**env, "PYTHONPATH": str(code)}, code
-    )
-    metrics = json.loads((newest(out / "evaluate" / "runs") / "metrics.json").read_text())
+    args = [f"run_dir={run_dir}", *data]
+    metrics = evaluation(out, args, {**env, "PYTHONPATH": str(code)}, code)
     return {
         "top1": metrics["top1"],
         "top5": metrics["top5"],

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import RESULTS, ROOT, newest, record, run_module  # noqa: E402
+from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, zero_shot_split  # noqa: E402
 from kanji_lab.models.weights import load_weights  # noqa: E402
@@ -68,12 +68,6 @@ REALDEV = ROOT.parent / "shared" / "realdev" / "tomoe"  # real writing, evaluati
 def run(module: str, args: list[str], env: dict[str, str]) -> float:
     """``python -m module args``; wall seconds (exits with its output on failure)."""
     return run_module(module, args, env)[0]
-
-
-def evaluation(out: Path, module_args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """The metrics of ``python -m kanji_lab.evaluate module_args``."""
-    run("kanji_lab.evaluate", module_args, env)
-    return json.loads((newest(out / "evaluate" / "runs") / "metrics.json").read_text())
 
 
 def latency_ms(weights: Path, repeats: int = 50) -> float:

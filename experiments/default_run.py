@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import ROOT, newest, record, run_module, table  # noqa: E402
+from results_io import ROOT, evaluation, newest, record, run_module, table  # noqa: E402
 
 TARGET_SECONDS = 15 * 60
 REALDEV = ROOT.parent / "shared" / "realdev"  # real writing, for evaluation only
@@ -36,9 +36,7 @@ TARGET_TOP1 = 0.97
 
 def evaluate(run_dir: Path, data: list[str], env: dict[str, str], tmp: str) -> dict:
     """``python -m kanji_lab.evaluate`` of the run on ``data`` (none: its own test split)."""
-    run_module("kanji_lab.evaluate", [f"run_dir={run_dir}", *data], env)
-    evaluated = newest(Path(tmp) / "outputs" / "evaluate" / "runs")
-    return json.loads((evaluated / "metrics.json").read_text())
+    return evaluation(Path(tmp) / "outputs", [f"run_dir={run_dir}", *data], env)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ a kanji_lab command and find the run it wrote."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -57,3 +58,9 @@ def run_module(
 def newest(folder: Path) -> Path:
     """The most recently modified entry of ``folder`` (the run a command just wrote)."""
     return max(Path(folder).iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+def evaluation(out: Path, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict[str, Any]:
+    """The ``metrics.json`` of ``python -m kanji_lab.evaluate args`` (runs under ``out``)."""
+    run_module("kanji_lab.evaluate", args, env, cwd)
+    return json.loads((newest(Path(out) / "evaluate" / "runs") / "metrics.json").read_text())
