@@ -12,7 +12,7 @@ Checks, each on its own (one failing does not stop the others):
 - ``ddp``: DDP (NCCL) over every GPU present, images resident on each rank's own GPU, the ranks'
   batches disjoint and together the whole training split, every epoch;
 - ``nvml``: the NVML energy meter of the carbon callback reads the GPU CUDA trains on;
-- ``bnb_4bit``: bitsandbytes NF4 and FP4 layers on the GPU, agreement with the float network;
+- ``bnb_4bit``: bitsandbytes NF4 and FP4 layers on the GPU keep the float network's logits (cosine);
 - ``export``: the GPU-trained network exported (ONNX, INT8 ONNX, NF4 safetensors) and checked;
 - ``cli``: ``python -m kanji_lab trainer=ddp`` (``trainer=gpu`` on one GPU) end to end on a
   small synthetic set: train, test, export, ``emissions.json``.
@@ -310,11 +310,12 @@ def check_nvml(ctx: Context, shared: dict) -> dict:
 
 def check_bnb_4bit(ctx: Context, shared: dict) -> dict:
     from kanji_lab.deploy import bnb
+    from kanji_lab.deploy.pipeline import sample_inputs
 
     net = shared["model"].net.to(ctx.device).eval()  # trained there; teardown moved it back
-    x = torch.randn(256, 1, 64, 64, device=ctx.device)
+    x = torch.from_numpy(sample_inputs(shared["dm"])).to(ctx.device)
     with torch.no_grad():
-        want = net(x).float().argmax(1)
+        want = net(x).float()
     figures = {}
     for quant_type in ("nf4", "fp4"):
         quantized, report = bnb.quantize_linears(net, quant_type, device=ctx.device)
@@ -322,17 +323,46 @@ def check_bnb_4bit(ctx: Context, shared: dict) -> dict:
             ctx.tmp / f"model.{quant_type}.safetensors", quantized, report, "cnn", {}, ctx.labels
         )
         reloaded, _ = bnb.load_quantized(path, device=ctx.device)
+        same = same_state(quantized, reloaded)  # before a forward pass repacks them in memory
         with torch.no_grad():
-            got = quantized(x).float().argmax(1)
-            again = reloaded(x).float().argmax(1)
+            got, again = quantized(x).float(), reloaded(x).float()
         figures[quant_type] = {
             "layers": report.layers,
             "bytes_saved": report.bytes_saved,
-            "top1_agreement_with_float": round(float((got == want).float().mean()), 3),
-            "reloaded_equal": bool(torch.equal(got, again)),
+            **follows_float(got, want),
+            "reload": {
+                **follows_float(again, want),
+                "same_tensors": same,
+            },
         }
-    ok = all(f["reloaded_equal"] and f["top1_agreement_with_float"] > 0.5 for f in figures.values())
-    return {**figures, "ok": ok}
+    ok = all(
+        f["ok"] and f["reload"]["ok"] and f["reload"]["same_tensors"] for f in figures.values()
+    )
+    return {**figures, "images": len(x), "ok": ok}
+
+
+def follows_float(got: torch.Tensor, want: torch.Tensor) -> dict:
+    """How a quantized network's logits ``got`` follow the float network's ``want``. Top-1
+    agreement alone cannot judge a briefly trained network: it predicts one class for every
+    image, so agreement is 0 or 1 on a near-tie. What 4-bit must keep is the logits' shape: their
+    cosine, each vector centred (softmax ignores a shift)."""
+    centred = [t - t.mean(1, keepdim=True) for t in (got, want)]
+    cosine = float(torch.nn.functional.cosine_similarity(*centred, dim=1).mean())
+    agreement = float((got.argmax(1) == want.argmax(1)).float().mean())
+    return {
+        "logit_cosine_with_float": round(cosine, 4),
+        "max_abs_diff_with_float": float((got - want).abs().max()),
+        "top1_agreement_with_float": round(agreement, 3),
+        "float_classes_predicted": int(want.argmax(1).unique().numel()),
+        "ok": cosine > 0.95,
+    }
+
+
+def same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """The file round trip is exact: the same tensors, bit for bit. (The logits may still differ
+    in the last bits: bitsandbytes' CPU kernels repack 4-bit weights at the first forward pass.)"""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
 def check_export(ctx: Context, shared: dict) -> dict:

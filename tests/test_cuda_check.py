@@ -64,3 +64,38 @@ def test_cpu_dry_run_runs_every_check_that_needs_no_cuda():
     }
     assert checks["ddp"]["images_on"] == ["cpu", "cpu"]
     assert _stamp() == before
+
+
+def _follows_float(monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    return importlib.import_module("cuda_check").follows_float
+
+
+def test_4bit_logits_that_follow_the_float_ones_pass_though_a_near_tie_flips_every_top1(
+    monkeypatch,
+):
+    # A briefly trained network predicts one class for every image; 4-bit moved the near-tie.
+    import torch
+
+    follows = _follows_float(monkeypatch)
+    torch.manual_seed(0)
+    want = torch.randn(40, 50)
+    want[:, 0] += 10.0
+    want[:, 1] = want[:, 0] - 1e-3
+    got = want.clone()
+    got[:, 1] += 2e-3
+    figures = follows(got, want)
+    assert figures["float_classes_predicted"] == 1
+    assert figures["top1_agreement_with_float"] == 0.0
+    assert figures["logit_cosine_with_float"] > 0.99 and figures["ok"]
+
+
+def test_4bit_logits_unlike_the_float_ones_fail(monkeypatch):
+    import torch
+
+    follows = _follows_float(monkeypatch)
+    torch.manual_seed(0)
+    unrelated = follows(torch.randn(40, 50), torch.randn(40, 50))
+    assert not unrelated["ok"] and unrelated["logit_cosine_with_float"] < 0.5

@@ -69,7 +69,7 @@ def export_all(
     """Write and check every file ``settings`` asks for; returns (and writes) the report."""
     out_dir = Path(out_dir)
     net = model.net.cpu().eval()
-    sample = _sample_inputs(datamodule)
+    sample = sample_inputs(datamodule)
     onnx_path = export_onnx(net, out_dir / ONNX_FILE, model.labels, settings.opset, _meta(model))
     report: dict[str, Any] = {"onnx": check_onnx(onnx_path, net, sample)}
     files = [onnx_path]
@@ -132,7 +132,7 @@ def calibration_batches(datamodule: CharacterDataModule, count: int) -> Iterator
         yield model_input(images).numpy()
 
 
-def _sample_inputs(datamodule: CharacterDataModule | None, size: int = 256) -> np.ndarray | None:
+def sample_inputs(datamodule: CharacterDataModule | None, size: int = 256) -> np.ndarray | None:
     """Up to ``size`` validation images as model inputs (parity and agreement checks)."""
     if datamodule is None:
         return None
