@@ -9,7 +9,8 @@ them add the changes one by one. The budget is short on purpose: it is where the
 differ most in how fast they learn (``bench_models.py`` compares them at a fair budget).
 
     python experiments/parity_probe.py                       # 300 classes, 4 epochs
-    python experiments/parity_probe.py --rows vit            # only the rows whose label starts so
+    python experiments/parity_probe.py --rows vit            # only the rows whose label starts so,
+                                                             # merged into the recorded table
 
 Writes experiments/results/parity_probe.json / .md and the README's results block.
 """
@@ -25,19 +26,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_models import evenly  # noqa: E402
-from results_io import newest, record, run_module  # noqa: E402
+from results_io import RESULTS, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes  # noqa: E402
 
 RNN_BEFORE = ["model=rnn", "model.net.features=0", "model.net.pool=0"]
+HIERCODE_SLOTS = ["model=hiercode", "model.net.codebook=slots"]  # before the factored codebook
 HIERCODE_BEFORE = [
-    "model=hiercode",
+    *HIERCODE_SLOTS,
     "model.net.scale=16",
     "model.net.pool=0",
     "model.net.dim=192",
     "model.net.features=384",
 ]
-HIERCODE_192 = ["model=hiercode", "model.net.dim=192", "model.net.features=384"]
+HIERCODE_192 = [*HIERCODE_SLOTS, "model.net.dim=192", "model.net.features=384"]
 VIT_OLD_OPTIM = [
     "model.net.dropout=0.1",
     "model.net.depth=4",
@@ -60,8 +62,16 @@ ROWS = {
         "model.optim.label_smoothing=0",
     ],
     "hiercode scale 32, positional pooling": HIERCODE_192,
-    "hiercode scale 32, positional pooling, dim 128": ["model=hiercode", "model.net.features=384"],
-    "hiercode ... dim 128, features 256 (shipped: INT8 <= 1 MB)": ["model=hiercode"],
+    "hiercode scale 32, positional pooling, dim 128": [*HIERCODE_SLOTS, "model.net.features=384"],
+    "hiercode ... dim 128, features 256 (INT8 <= 1 MB)": HIERCODE_SLOTS,
+    "hiercode ... cosine margin 0.2": [*HIERCODE_SLOTS, "model.net.margin=0.2"],
+    "hiercode ... logit scale 64": [*HIERCODE_SLOTS, "model.net.scale=64"],
+    "hiercode ... slot loss 0.5": [*HIERCODE_SLOTS, "model.net.slot_weight=0.5"],
+    "hiercode ... factored codebook (shipped)": ["model=hiercode"],
+    "hiercode ... factored codebook, slot loss 0.5": [
+        "model=hiercode",
+        "model.net.slot_weight=0.5",
+    ],
     "vit before": [*VIT_BEFORE, *VIT_OLD_OPTIM],
     "vit hybrid stem": ["model=vit", "model.net.features=0", "model.net.pool=0", *VIT_OLD_OPTIM],
     "vit hybrid + feature layer": ["model=vit", "model.net.pool=0", *VIT_OLD_OPTIM],
@@ -127,7 +137,20 @@ def main() -> None:
         f"{args.epochs} epochs, batch 256, seed {args.seed}, on a {os.cpu_count()}-core machine; "
         f"command: `python experiments/parity_probe.py {' '.join(sys.argv[1:])}`."
     )
+    if args.rows:
+        rows = merged_with_recorded(rows, args)
+        setup += " Rows starting with " + ", ".join(f"`{r}`" for r in args.rows) + " rerun later."
     record("parity_probe", {"args": vars(args), "rows": rows}, markdown(rows, setup))
+
+
+def merged_with_recorded(rows: list[dict], args: argparse.Namespace) -> list[dict]:
+    """The recorded rows with ``rows`` replacing or joining them, in the order of ``ROWS``."""
+    recorded = json.loads((RESULTS / "parity_probe.json").read_text())
+    same = ("classes", "epochs", "seed")
+    if any(recorded["args"][k] != getattr(args, k) for k in same):
+        sys.exit(f"--rows: {same} differ from the recorded run {recorded['args']}")
+    by_label = {r["row"]: r for r in recorded["rows"]} | {r["row"]: r for r in rows}
+    return [by_label[label] for label in ROWS if label in by_label]
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def test_hiercode_has_no_weight_row_per_class():
 
 
 def test_hiercode_class_embeddings_use_the_prototypes():
-    net = small("hiercode")
+    net = small("hiercode", codebook="slots")
     before = net.class_embeddings().detach().clone()
     with torch.no_grad():
         net.prototypes[net.slot_index["c:日"]] += 1.0
@@ -127,6 +127,55 @@ def test_hiercode_scores_a_character_it_was_not_trained_on():
     assert torch.isfinite(logits).all() and logits[:, -1].abs().sum() > 0
     ming, qing = net.class_embeddings()[[LABELS.index("明"), -1]]
     assert torch.dot(ming, qing) > 0  # they share prototypes
+
+
+def test_factored_hiercode_knows_a_seen_component_in_a_new_place():
+    # 木 is trained as the left part (林 休 体) and the top (森), never as 杏's top
+    net = small("hiercode", codebook="factored").eval()
+    assert "C0:木" in net.slots and "C1:口" not in net.slots and "c:口" in net.slots
+    plain = small("hiercode", codebook="slots").eval()
+    assert "C1:口" in plain.extend_labels(["杏"])["杏"]
+    unknown = net.extend_labels(["杏"])  # 木 over 口
+    assert "C1:口" not in unknown["杏"] and "C1:口" in net.slots
+    where, what = net.slot_factors[net.slot_index["C1:口"]]
+    assert net.positions[where] == "C1" and net.values[what] == "口"
+    logits = net(torch.randn(2, 1, 64, 64))
+    assert logits.shape == (2, len(LABELS) + 1) and torch.isfinite(logits).all()
+
+
+def test_factored_hiercode_prototypes_are_position_times_value():
+    net = small("hiercode", codebook="factored")
+    assert not hasattr(net, "prototypes")
+    slot = net.slot_index["C0:日"]
+    want = (
+        net.position_vectors[net.positions.index("C0")] * net.value_vectors[net.values.index("日")]
+    )
+    torch.testing.assert_close(net.slot_prototypes()[slot], want)
+    state = net.state_dict()
+    again = small("hiercode", codebook="factored")
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.eval().class_embeddings(), net.eval().class_embeddings())
+
+
+def test_hiercode_slot_loss_targets_exactly_the_slots_of_each_code():
+    net = small("hiercode", codebook="slots", slot_weight=0.5)
+    y = torch.tensor([LABELS.index("森"), LABELS.index("明"), LABELS.index("道")])
+    image = torch.nn.functional.normalize(torch.randn(3, 16), dim=1)
+    targets = torch.zeros(3, len(net.slots))
+    for row, label in enumerate(y.tolist()):  # codes of unequal length: padding is no slot
+        for slot in code_slots(LABELS[label]):
+            targets[row, net.slot_index[slot]] = 1.0
+    prototypes = torch.nn.functional.normalize(net.prototypes, dim=1)
+    logits = net.scale() * image @ prototypes.t() + net.slot_bias
+    want = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    torch.testing.assert_close(net.slot_loss(image, y), want / targets.sum())
+    _, extra = net.eval().loss_terms(torch.randn(3, 1, 64, 64), y)
+    assert set(extra) == {"slots"} and extra["slots"] > 0
+
+
+def test_hiercode_refuses_an_unknown_codebook():
+    with pytest.raises(ValueError, match="codebook must be one of .*'slots', 'factored'.*'tree'"):
+        small("hiercode", codebook="tree")
 
 
 @pytest.mark.parametrize("arch", sorted(SMALL))
@@ -193,7 +242,7 @@ def test_evaluate_zero_shot_refuses_a_model_with_a_row_per_class(tmp_path):
 
 
 def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
-    net = small("hiercode").train()
+    net = small("hiercode", codebook="slots").train()
     x = torch.randn(2, 1, 64, 64)
     assert net.class_cache is None
     net.eval()
@@ -203,6 +252,20 @@ def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
     net.load_state_dict(state)
     torch.testing.assert_close(net.class_cache, net.class_embeddings())
     assert not torch.allclose(before, net(x))
+
+
+def test_hiercode_margin_lowers_only_the_true_class_in_training():
+    net = small("hiercode", margin=0.25).eval()  # eval: dropout and batch norm fixed
+    x, y = torch.randn(3, 1, 64, 64), torch.tensor([0, 4, 9])
+    plain = net(x)
+    logits, extra = net.loss_terms(x, y)
+    lowered = plain - logits
+    assert extra == {}
+    torch.testing.assert_close(lowered[torch.arange(3), y], 0.25 * net.scale().expand(3))
+    lowered[torch.arange(3), y] = 0
+    assert not lowered.any()
+    net.margin = 0.0
+    torch.testing.assert_close(net.loss_terms(x, y)[0], plain)
 
 
 RECIPES = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
