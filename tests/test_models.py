@@ -254,6 +254,33 @@ def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
     assert not torch.allclose(before, net(x))
 
 
+@pytest.mark.parametrize("codebook", ["slots", "factored"])
+def test_hiercode_prototypes_learn_after_lightning_restores_training_mode(codebook, tmp_path):
+    """Lightning's validation loop and model summary switch to eval (class embeddings cached)
+    and back by setting ``module.training`` directly; training must not score with the cache."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from kanji_lab.models.module import CharacterClassifier
+
+    torch.manual_seed(0)
+    model = CharacterClassifier("hiercode", LABELS, net={**SMALL["hiercode"], "codebook": codebook})
+    before = model.net.slot_prototypes().detach().clone()
+    data = TensorDataset(torch.randn(16, 1, 64, 64), torch.arange(16) % len(LABELS))
+    loader = DataLoader(data, batch_size=8)
+    trainer = pl.Trainer(
+        max_steps=2,
+        num_sanity_val_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    trainer.fit(model, loader, loader)
+    assert not torch.allclose(model.net.slot_prototypes(), before)
+
+
 def test_hiercode_margin_lowers_only_the_true_class_in_training():
     net = small("hiercode", margin=0.25).eval()  # eval: dropout and batch norm fixed
     x, y = torch.randn(3, 1, 64, 64), torch.tensor([0, 4, 9])

@@ -168,8 +168,16 @@ class HierCode(nn.Module):
         return unit(self.encoder(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        classes = self.class_cache if self.class_cache is not None else self.class_embeddings()
-        return self.scale() * self.embed(x) @ classes.t()
+        return self.scale() * self.embed(x) @ self.classes().t()
+
+    def classes(self) -> Tensor:
+        """The class embeddings: composed anew in training (so the prototypes learn), the cache
+        of the last switch to eval mode otherwise. The training flag decides, not the cache:
+        Lightning restores modes after validation (and its model summary) by setting
+        ``training`` directly, without calling :meth:`train`."""
+        if self.training or self.class_cache is None:
+            return self.class_embeddings()
+        return self.class_cache
 
     def scale(self) -> Tensor:
         return self.logit_scale.clamp(max=math.log(100.0)).exp()
@@ -178,8 +186,7 @@ class HierCode(nn.Module):
         """Training logits: the true class's cosine lowered by ``margin`` (CosFace), so each
         image must beat the other classes by that much."""
         image = self.embed(x)
-        classes = self.class_embeddings()
-        logits = self.scale() * image @ classes.t()
+        logits = self.scale() * image @ self.classes().t()
         if self.margin:
             logits = logits - self.margin * self.scale() * F.one_hot(y, logits.shape[1])
         if not self.slot_weight:
