@@ -5,12 +5,12 @@ Every character is coded by the slots of its KanjiVG component tree (see
 the root (``S0.1:⿰`` = the second child of the first child is split left-right), the component at
 each node (``C1:月`` = the second top-level part is 月), and each component regardless of place
 (``c:月``). The code of a class is this multi-hot set; its embedding is the sum of one prototype per
-slot, L2-normalised. A slot's prototype is learned as the product of a vector for its place
-(``C1``) and one for what sits there (``月``) (``codebook="factored"``, the default), so a component
-met in one place is known in every place, or freely per slot (``"slots"``). An image is embedded by
-the CNN encoder and scored against every class embedding by cosine similarity times a learned
-scale, so there is no weight row per class: the classifier grows with the number of distinct slots,
-and a character never seen in training is scored as soon as its tree is known
+slot, L2-normalised. A slot's prototype is learned freely (``codebook="slots"``, the default) or as
+the product of a vector for its place (``C1``) and one for what sits there (``月``)
+(``"factored"``), so that a component met in one place is known in every place. An image is
+embedded by the CNN encoder and scored against every class embedding by cosine similarity times a
+learned scale, so there is no weight row per class: the classifier grows with the number of
+distinct slots, and a character never seen in training is scored as soon as its tree is known
 (:meth:`HierCode.extend_labels`), from the slots whose prototypes training learned (factored: whose
 place and content it met). Characters that KanjiVG cannot split (一, kana) are a single component of
 their own; characters whose codes collide within the label set get one more slot of their own.
@@ -102,7 +102,7 @@ class HierCode(nn.Module):
         se: bool = True,
         pool: int = 32,
         margin: float = 0.0,
-        codebook: str = "factored",
+        codebook: str = "slots",
         slot_weight: float = 0.0,
     ) -> None:
         super().__init__()
