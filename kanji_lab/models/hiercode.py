@@ -168,7 +168,11 @@ class HierCode(nn.Module):
         return unit(self.encoder(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.scale() * self.embed(x) @ self.classes().t()
+        return self.score(self.embed(x))
+
+    def score(self, image: Tensor) -> Tensor:
+        """Cosine logits of unit image embeddings against every class."""
+        return self.scale() * image @ self.classes().t()
 
     def classes(self) -> Tensor:
         """The class embeddings: composed anew in training (so the prototypes learn), the cache
@@ -186,7 +190,7 @@ class HierCode(nn.Module):
         """Training logits: the true class's cosine lowered by ``margin`` (CosFace), so each
         image must beat the other classes by that much."""
         image = self.embed(x)
-        logits = self.scale() * image @ self.classes().t()
+        logits = self.score(image)
         if self.margin:
             logits = logits - self.margin * self.scale() * F.one_hot(y, logits.shape[1])
         if not self.slot_weight:
