@@ -20,6 +20,10 @@ class UserError(Exception):
     """Base of a command's own errors that the user fixes (the message says how)."""
 
 
+class NetworkConfigError(UserError, ValueError):
+    """``model.net`` holds a key or value its architecture refuses."""
+
+
 USER_ERRORS = (DataSourceError, RunDirError, UserError)
 EXIT_CODE = 2
 

@@ -84,6 +84,21 @@ def test_cli_bad_input_exits_with_one_clear_line(tmp_path):
     assert "unknown data source 'nope'" in unknown.stdout + unknown.stderr
 
 
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("model.net.codebook=tree", "model.net of 'hiercode': codebook must be one of"),
+        ("+model.net.nonsense=1", "unexpected keyword argument 'nonsense'"),
+    ],
+)
+def test_cli_network_settings_it_refuses_exit_with_one_clear_line(override, says, tmp_path):
+    data = ['data.classes="亜唖"', f"paths.cache_dir={tmp_path / 'cache'}", "debug=fdr"]
+    bad = _cli("model=hiercode", override, *data, cwd=tmp_path)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 2, out[-2000:]
+    assert says in out and "conf/model/hiercode.yaml" in out and "Traceback" not in out
+
+
 def test_cli_multirun_trains_each_job_in_its_own_directory(tmp_path):
     env_cache = f"paths.cache_dir={tmp_path / 'cache'}"
     sweep = _cli(

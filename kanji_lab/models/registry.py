@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from kanji_lab.errors import NetworkConfigError
 from kanji_lab.registry import Registry
 
 Constructor = Callable[..., nn.Module]
@@ -37,4 +38,11 @@ def build_network(name: str, labels: list[str], **kwargs: Any) -> nn.Module:
     constructor = _REGISTRY.get(name)
     if constructor is None:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(architectures())}")
-    return constructor(labels, **kwargs)
+    try:
+        return constructor(labels, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TypeError) and "unexpected keyword argument" not in str(exc):
+            raise
+        raise NetworkConfigError(
+            f"model.net of {name!r}: {exc} (its keys and defaults: conf/model/{name}.yaml)"
+        ) from exc
