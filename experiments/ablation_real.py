@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
-from kanji_lab.data.stroke_files import read_stroke_file  # noqa: E402
+from kanji_lab.data.strokes.files import read_stroke_file  # noqa: E402
 
 REALDEV = ROOT.parent / "shared" / "realdev"
 CONFUSED = "亡二主庁上台け方合せこまよは"
@@ -49,6 +49,12 @@ def class_set(count: int) -> str:
     kanji = sorted(jis_level1_kanji(), key=lambda c: hashlib.sha1(c.encode()).hexdigest())
     chosen = list(dict.fromkeys(hira + [c for c in CONFUSED if c not in hira] + kanji))
     return "".join(sorted(chosen[:count]))
+
+
+def has_stroke_source(code: Path) -> bool:
+    """Whether the checkout at ``code`` reads stroke files (before or after the data split)."""
+    data = code / "kanji_lab" / "data"
+    return (data / "stroke_source.py").is_file() or (data / "strokes" / "__init__.py").is_file()
 
 
 def make_pad_folder(folder: Path, classes: str) -> Path:
@@ -112,7 +118,7 @@ def main() -> None:
         trained = json.loads((run_dir / "metrics.json").read_text())
         pad = make_pad_folder(Path(tmp) / "pad", classes)
         # real sets are read by the training code when it can (the same normalisation settings)
-        reader = code if (code / "kanji_lab" / "data" / "stroke_source.py").is_file() else ROOT
+        reader = code if has_stroke_source(code) else ROOT
         tegaki = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
         real = {
             "tomoe": ["data=strokes", f"data.root={REALDEV / 'tomoe'}"],

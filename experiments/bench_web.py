@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from kanji_lab.data.kanjivg import load_strokes
 from kanji_lab.data.normalize import strokes_input
-from kanji_lab.data.strokes import load_strokes
 from kanji_lab.predict import load_backend
 from kanji_lab.web import browser
 from kanji_lab.web.serve import Background

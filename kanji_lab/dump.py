@@ -17,7 +17,8 @@ from omegaconf import DictConfig
 from PIL import Image
 
 import kanji_lab.config
-from kanji_lab.data import etl, etl_source
+from kanji_lab.data import etl
+from kanji_lab.data.etl import source as etl_source
 from kanji_lab.errors import DataSourceError, reports_user_errors
 
 log = logging.getLogger(__name__)

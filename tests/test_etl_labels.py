@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kanji_lab.data.etl_labels import (
+from kanji_lab.data.etl.labels import (
     INVALID,
     jis0201_char,
     jis0201_codepoints,

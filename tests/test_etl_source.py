@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from kanji_lab.data import cache, etl, etl_source, sources
+from kanji_lab.data import cache, etl, sources
 from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.data.etl import source as etl_source
 from kanji_lab.errors import DataSourceError
 from tests.etl_fixtures import build_root, g_file, g_record, glyph, write
 

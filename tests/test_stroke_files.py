@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kanji_lab.data.stroke_files import StrokeFileError, read_stroke_file
+from kanji_lab.data.strokes.files import StrokeFileError, read_stroke_file
 from kanji_lab.errors import DataSourceError
 from kanji_lab.evaluate import evaluate
 from kanji_lab.train import train

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from kanji_lab.data import cache, fonts, sources, synthetic
-from kanji_lab.data.strokes import load_strokes, sample_path
+from kanji_lab.data import cache, sources, synthetic
+from kanji_lab.data.kanjivg import load_strokes, sample_path
+from kanji_lab.data.synthetic import fonts
 from kanji_lab.errors import DataSourceError
 
 FONTS = [

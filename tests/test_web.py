@@ -24,8 +24,8 @@ from hydra import compose, initialize_config_dir
 
 from kanji_lab.config import config_dir
 from kanji_lab.data import normalize
+from kanji_lab.data.kanjivg import load_strokes
 from kanji_lab.data.normalize import strokes_input
-from kanji_lab.data.strokes import load_strokes
 from kanji_lab.deploy.onnx_export import read_metadata, run_session, session
 from kanji_lab.predict import top_k
 from kanji_lab.web import WebError, browser

@@ -21,9 +21,9 @@ from kanji_lab.registry import Registry
 _REGISTRY: Registry[Builder] = Registry(
     "data source",
     [
-        "kanji_lab.data.etl_source",
+        "kanji_lab.data.etl.source",
         "kanji_lab.data.folder",
-        "kanji_lab.data.stroke_source",
+        "kanji_lab.data.strokes",
         "kanji_lab.data.synthetic",
     ],
 )

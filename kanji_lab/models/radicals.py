@@ -30,7 +30,7 @@ from typing import Any
 
 from kanji_lab.atomic import write_json
 from kanji_lab.config import user_cache_dir
-from kanji_lab.data.strokes import kanjivg_dir
+from kanji_lab.data.kanjivg import kanjivg_dir
 
 PARSER_VERSION = 3
 ATOMIC = "atomic"  # structure label of a character that is its own single leaf

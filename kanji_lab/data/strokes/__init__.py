@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, sources
 from kanji_lab.data.normalize import SETTINGS, strokes_input
-from kanji_lab.data.stroke_files import SUFFIXES, StrokeFileError, is_stroke_file, read_stroke_file
+from kanji_lab.data.strokes.files import SUFFIXES, StrokeFileError, is_stroke_file, read_stroke_file
 from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.cache import IMAGE_SIZE
+from kanji_lab.data.kanjivg import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX, Character
 from kanji_lab.data.normalize import normalize_ink
-from kanji_lab.data.strokes import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX, Character
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE

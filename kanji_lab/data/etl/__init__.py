@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kanji_lab.data import etl_labels
 from kanji_lab.data.cache import IMAGE_SIZE
+from kanji_lab.data.etl import labels as etl_labels
 from kanji_lab.data.normalize import normalize_ink
 from kanji_lab.errors import DataSourceError
 

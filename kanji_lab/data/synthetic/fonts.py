@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kanji_lab.data.render import (
+from kanji_lab.data.synthetic.render import (
     CANVAS,
     VIEWBOX,
     WriterStyle,

@@ -1,8 +1,9 @@
 """The built-in synthetic data source (``data=synthetic``): handwriting generated on first use.
 
 Each synthetic writer is one style seed of a family: ``pen``, ``pencil``, ``brush`` and
-``cursive`` writers draw KanjiVG strokes by hand (see :mod:`kanji_lab.data.render`), ``font``
-writers copy glyphs of the configured fonts with distortions (see :mod:`kanji_lab.data.fonts`).
+``cursive`` writers draw KanjiVG strokes by hand (see :mod:`kanji_lab.data.synthetic.render`),
+``font`` writers copy glyphs of the configured fonts with distortions (see
+:mod:`kanji_lab.data.synthetic.fonts`).
 Every writer writes every class once; its family becomes the sample's source name
 (``synthetic/brush``), so results can be reported per style family.
 
@@ -26,10 +27,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from kanji_lab.data import cache, fonts, render, strokes
+from kanji_lab.data import cache, kanjivg
 from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.normalize import SETTINGS
 from kanji_lab.data.sources import register
+from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
 GENERATOR_VERSION = 4  # bump when the generated images change, so stale caches are rebuilt
@@ -37,7 +39,7 @@ BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 
 # Per process: the strokes of every class, set before generating.
-_STROKES: dict[str, strokes.Character] = {}
+_STROKES: dict[str, kanjivg.Character] = {}
 
 # seed, writer id, family, font file or "", (character, copy) pairs
 Task = tuple[int, int, str, str, tuple[tuple[str, int], ...]]
@@ -63,7 +65,7 @@ def generate(
     cfg: DictConfig, classes: list[str], writers: dict[str, int], progress: bool
 ) -> cache.CharacterSet:
     """Generate every writer's copy of every class."""
-    all_strokes = {c: s for c in classes if (s := strokes.load_strokes(c)) is not None}
+    all_strokes = {c: s for c in classes if (s := kanjivg.load_strokes(c)) is not None}
     font_writers = max(writers[f] for f in render.FONT_FAMILIES)
     font_files = _font_files(cfg) if font_writers else []
     font_only = [c for c in classes if c not in all_strokes]
@@ -121,13 +123,13 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     return stacked, np.array(codepoints, dtype=np.int32)
 
 
-def _init_worker(all_strokes: dict[str, strokes.Character]) -> None:
+def _init_worker(all_strokes: dict[str, kanjivg.Character]) -> None:
     global _STROKES
     _STROKES = all_strokes
 
 
 def _run(
-    tasks: list[Task], all_strokes: dict[str, strokes.Character], n_workers: int
+    tasks: list[Task], all_strokes: dict[str, kanjivg.Character], n_workers: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Results of ``tasks`` in order, from a pool of ``n_workers`` processes (or this one)."""
     if n_workers <= 1 or len(tasks) <= 1:
@@ -147,7 +149,7 @@ def _tasks(
     classes: list[str],
     writers: dict[str, int],
     font_files: list[str],
-    all_strokes: dict[str, strokes.Character],
+    all_strokes: dict[str, kanjivg.Character],
     kana_copies: int = 1,
 ) -> Iterator[Task]:
     """Blocks of work: writers numbered family by family, each writing every class it can (kana
