@@ -31,7 +31,8 @@ from results_io import RESULTS, newest, record, run_module  # noqa: E402
 from kanji_lab.data.charsets import etl9g_classes  # noqa: E402
 
 RNN_BEFORE = ["model=rnn", "model.net.features=0", "model.net.pool=0"]
-HIERCODE_SLOTS = ["model=hiercode", "model.net.codebook=slots"]
+HIERCODE_CODE = ["model=hiercode", "model.net.codebook=slots"]
+HIERCODE_SLOTS = [*HIERCODE_CODE, "model.optim.lr=0.003"]  # the learning rate before lr 0.008
 HIERCODE_BEFORE = [
     *HIERCODE_SLOTS,
     "model.net.scale=16",
@@ -63,11 +64,24 @@ ROWS = {
     ],
     "hiercode scale 32, positional pooling": HIERCODE_192,
     "hiercode scale 32, positional pooling, dim 128": [*HIERCODE_SLOTS, "model.net.features=384"],
-    "hiercode ... dim 128, features 256 (shipped: INT8 <= 1 MB)": HIERCODE_SLOTS,
+    "hiercode ... dim 128, features 256 (INT8 <= 1 MB)": HIERCODE_SLOTS,
     "hiercode ... cosine margin 0.2": [*HIERCODE_SLOTS, "model.net.margin=0.2"],
     "hiercode ... logit scale 64": [*HIERCODE_SLOTS, "model.net.scale=64"],
     "hiercode ... slot loss 0.5": [*HIERCODE_SLOTS, "model.net.slot_weight=0.5"],
-    "hiercode ... factored codebook": ["model=hiercode", "model.net.codebook=factored"],
+    "hiercode ... factored codebook": [
+        "model=hiercode",
+        "model.net.codebook=factored",
+        "model.optim.lr=0.003",
+    ],
+    "hiercode ... dropout 0": [*HIERCODE_SLOTS, "model.net.dropout=0"],
+    "hiercode ... lr 0.005": [*HIERCODE_CODE, "model.optim.lr=0.005"],
+    "hiercode ... no label smoothing": [*HIERCODE_SLOTS, "model.optim.label_smoothing=0"],
+    "hiercode ... lr 0.005, dropout 0": [
+        *HIERCODE_CODE,
+        "model.optim.lr=0.005",
+        "model.net.dropout=0",
+    ],
+    "hiercode ... lr 0.008 (shipped: INT8 <= 1 MB)": HIERCODE_CODE,
     "vit before": [*VIT_BEFORE, *VIT_OLD_OPTIM],
     "vit hybrid stem": ["model=vit", "model.net.features=0", "model.net.pool=0", *VIT_OLD_OPTIM],
     "vit hybrid + feature layer": ["model=vit", "model.net.pool=0", *VIT_OLD_OPTIM],
