@@ -8,6 +8,8 @@ page. Given ink-bright images (255 = ink, any size), per image:
 1. **Background**: the median of the image border is taken as paper and subtracted.
 2. **Contrast**: the ``peak_fraction`` brightest pixels set the ink level (at least ``peak_floor``
    of the maximum), which is stretched to 255, so faint pencil reads like pen.
+   **Clutter**: fragments of neighbouring characters at the edges, the remains of ruled or grid
+   lines and specks are erased (:mod:`kanji_lab.data.clutter`).
 3. **Crop**: the box holding all but ``trim`` (on each side) of the ink mass of the pixels above
    ``threshold`` x 255, found per axis from the mass profile with sub-pixel precision (so specks
    of dust do not set the frame, and the box does not depend on the image's resolution).
@@ -28,9 +30,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from kanji_lab.data.clutter import remove_clutter
+
 Settings = Mapping[str, float]
 SETTINGS: dict[str, float] = {
-    "version": 1,
+    "version": 2,
     "size": 64,
     "threshold": 0.25,
     "trim": 0.003,
@@ -42,6 +46,13 @@ SETTINGS: dict[str, float] = {
     "pen": 0.05,
     # lines thinner than this many output pixels are thickened before resizing (0: never)
     "min_width": 2.2,
+    # clutter (neighbours' fragments, grid lines, specks) erased before the crop: data/clutter.py
+    "clutter_band": 0.12,
+    "clutter_mass": 0.15,
+    "clutter_speck": 0.01,
+    "clutter_gap": 0.12,
+    "clutter_line": 0.035,
+    "clutter_run": 0.9,
 }
 CHUNK = 256  # images normalised per batched step (bounds the size of the weight tensors)
 
@@ -64,7 +75,7 @@ def normalize_ink(
 
 
 def _normalize_chunk(images: np.ndarray, size: int, s: Settings) -> np.ndarray:
-    ink = stretch_contrast(images, s)
+    ink = remove_clutter(stretch_contrast(images, s), s)
     boxes = ink_boxes(ink, s)
     if float(s.get("min_width", 0)) > 0:
         pixel = frame_sides(boxes, s) / size

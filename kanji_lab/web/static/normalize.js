@@ -275,6 +275,173 @@ export function stretchContrast(img, settings) {
   return ink;
 }
 
+// Rows (columns) in the outer band whose ink starts and ends within `clutter_line` of the edges
+// and covers `clutter_run` of their length, within a band of rows at least half ink no thicker
+// than `clutter_line` of the side: a ruled line or the sheet's grid.
+function lineRows(mask, width, height, band, settings) {
+  const full = new Uint8Array(height);
+  const dense = new Float64Array(height);
+  const edge = Math.trunc(band * height);
+  for (let y = 0; y < height; y++) {
+    let count = 0;
+    let first = -1;
+    let last = -1;
+    for (let x = 0; x < width; x++) {
+      if (!mask[y * width + x]) continue;
+      count++;
+      if (first < 0) first = x;
+      last = x;
+    }
+    dense[y] = count;
+    if (y >= edge && y < height - edge) continue;
+    const reach = Number(settings.clutter_line) * width;
+    full[y] = first >= 0 && first <= reach && last >= width - 1 - reach &&
+      count >= Number(settings.clutter_run) * width ? 1 : 0;
+  }
+  // the line with its edges (rows at least half ink) is thin: not a character's stroke
+  const longest = Number(settings.clutter_line) * height;
+  for (let y = 0; y < height; ) {
+    if (!(dense[y] >= 0.5 * width)) {
+      y++;
+      continue;
+    }
+    let stop = y;
+    while (stop < height && dense[stop] >= 0.5 * width) stop++;
+    if (stop - y > longest) full.fill(0, y, stop);
+    y = stop;
+  }
+  return full;
+}
+
+function transpose(mask, width, height) {
+  const out = new Uint8Array(mask.length);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) out[x * height + y] = mask[y * width + x];
+  return out;
+}
+
+// 8-connected pieces of the mask: per piece its pixels, ink mass and box [top, bottom, left, right].
+function pieces(mask, ink, width, height) {
+  const label = new Int32Array(mask.length).fill(-1);
+  const found = [];
+  for (let start = 0; start < mask.length; start++) {
+    if (!mask[start] || label[start] >= 0) continue;
+    const piece = { pixels: [], mass: 0, box: [height, -1, width, -1] };
+    label[start] = found.length;
+    const stack = [start];
+    while (stack.length) {
+      const i = stack.pop();
+      const y = Math.trunc(i / width);
+      const x = i - y * width;
+      piece.pixels.push(i);
+      piece.mass += ink[i];
+      const b = piece.box;
+      b[0] = Math.min(b[0], y);
+      b[1] = Math.max(b[1], y);
+      b[2] = Math.min(b[2], x);
+      b[3] = Math.max(b[3], x);
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy < 0 || yy >= height || xx < 0 || xx >= width) continue;
+          const j = yy * width + xx;
+          if (mask[j] && label[j] < 0) {
+            label[j] = found.length;
+            stack.push(j);
+          }
+        }
+      }
+    }
+    found.push(piece);
+  }
+  return { found, label };
+}
+
+// Which pieces are clutter: suspects (tiny, or small and wholly in one side's band) that stay
+// further from the character's box than `clutter_gap` of its longer side (twice that for pieces
+// between `clutter_mass` and twice it that the image's edge cuts).
+function dropped(found, width, height, settings) {
+  const total = found.reduce((sum, p) => sum + p.mass, 0);
+  const bandH = Number(settings.clutter_band) * height;
+  const bandW = Number(settings.clutter_band) * width;
+  const mass = Number(settings.clutter_mass);
+  const reach = [];
+  const kept = found.map((p) => {
+    const [top, bottom, left, right] = p.box;
+    const share = p.mass / total;
+    const oneSide =
+      bottom + 1 <= bandH || top >= height - bandH || right + 1 <= bandW || left >= width - bandW;
+    const small = share < mass;
+    const touches = top === 0 || left === 0 || bottom === height - 1 || right === width - 1;
+    const large = !small && share < 2 * mass && touches;
+    reach.push((oneSide && large ? 2.0 : 1.0) * Number(settings.clutter_gap));
+    return !((oneSide && (small || large)) || share < Number(settings.clutter_speck));
+  });
+  if (!kept.some((k) => k)) return found.map(() => false);
+  for (;;) {
+    const body = [Infinity, -1, Infinity, -1];
+    found.forEach((p, i) => {
+      if (!kept[i]) return;
+      body[0] = Math.min(body[0], p.box[0]);
+      body[1] = Math.max(body[1], p.box[1]);
+      body[2] = Math.min(body[2], p.box[2]);
+      body[3] = Math.max(body[3], p.box[3]);
+    });
+    const side = Math.max(body[1] - body[0], body[3] - body[2]) + 1;
+    const joins = found.map((p, i) => {
+      if (kept[i]) return false;
+      let nearest = Infinity;
+      for (const j of p.pixels) {
+        const y = Math.trunc(j / width);
+        const x = j - y * width;
+        nearest = Math.min(nearest, Math.max(body[0] - y, y - body[1], body[2] - x, x - body[3], 0));
+      }
+      return nearest - 1 <= reach[i] * side;
+    });
+    if (!joins.some((j) => j)) return kept.map((k) => !k);
+    joins.forEach((j, i) => {
+      if (j) kept[i] = true;
+    });
+  }
+}
+
+// Ruled and grid lines, neighbours' fragments and specks -> paper (kanji_lab/data/clutter.py).
+export function removeClutter(ink, width, height, settings) {
+  const band = Number(settings.clutter_band || 0);
+  if (!(band > 0)) return ink;
+  const limit = 255.0 * Number(settings.threshold);
+  const mask = new Uint8Array(ink.length);
+  for (let i = 0; i < ink.length; i++) mask[i] = ink[i] > limit ? 1 : 0;
+  const rows = lineRows(mask, width, height, band, settings);
+  const cols = lineRows(transpose(mask, width, height), height, width, band, settings);
+  const out = Float32Array.from(ink);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (rows[y] || cols[x]) {
+        out[y * width + x] = 0;
+        mask[y * width + x] = 0;
+      }
+    }
+  }
+  const { found, label } = pieces(mask, out, width, height);
+  if (found.length < 2) return out;
+  const drop = dropped(found, width, height, settings);
+  const gone = (i) => label[i] >= 0 && drop[label[i]];
+  const erase = new Uint8Array(ink.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (!gone(y * width + x)) continue;
+      for (let yy = Math.max(y - 1, 0); yy <= Math.min(y + 1, height - 1); yy++) {
+        for (let xx = Math.max(x - 1, 0); xx <= Math.min(x + 1, width - 1); xx++) erase[yy * width + xx] = 1;
+      }
+    }
+  }
+  for (let i = 0; i < ink.length; i++) {
+    if (erase[i] && !(mask[i] && !gone(i))) out[i] = 0;
+  }
+  return out;
+}
+
 // Per row of an axis profile: the position (0 = the first cell's leading edge) before which
 // `fraction` of the mass lies, the mass spread evenly within each cell; 0 when empty.
 function quantile(profile, fraction) {
@@ -431,7 +598,7 @@ export function resampleFrame(ink, width, height, box, settings, size) {
 // Ink-bright image {width, height, data} -> the normalised size x size uint8 image.
 export function normalizeInk(img, settings) {
   const size = Number(settings.size);
-  let ink = stretchContrast(img, settings);
+  let ink = removeClutter(stretchContrast(img, settings), img.width, img.height, settings);
   const box = inkBox(ink, img.width, img.height, settings);
   if (Number(settings.min_width || 0) > 0) {
     ink = thicken(ink, img.width, img.height, frameSide(box, settings) / size, settings);

@@ -1,0 +1,127 @@
+"""Clutter removal: a character cut from a form reads like the clean character, in Python and in
+the browser's normalize.js alike, and clean characters are left as they were."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kanji_lab.data import normalize
+from kanji_lab.data.clutter import remove_clutter
+from kanji_lab.data.forms import PITCH, cut_cells
+from kanji_lab.data.kanjivg import load_strokes
+from kanji_lab.data.normalize import draw_strokes, normalize_ink
+
+NORMALIZE_JS = Path(normalize.__file__).parents[1] / "web" / "static" / "normalize.js"
+CHARS = "がぱ川三回心小い十縄"
+OFF = {**normalize.SETTINGS, "clutter_band": 0.0}
+
+
+def drawn(char: str) -> np.ndarray:
+    strokes = load_strokes(char)
+    return draw_strokes(
+        [strokes.points[a:b] for a, b in zip(strokes.starts, strokes.ends, strict=True)]
+    )
+
+
+def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float64) - b).mean())
+
+
+def in_cell(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The glyph at half a cell's side in the middle of an empty PITCH x PITCH cell."""
+    cell = np.zeros((PITCH, PITCH), np.uint8)
+    side = PITCH // 2
+    small = np.asarray(Image.fromarray(glyph).resize((side, side), Image.Resampling.BILINEAR))
+    y, x = rng.integers(PITCH // 4 - 6, PITCH // 4 + 6, 2)
+    cell[y : y + side, x : x + side] = small
+    return cell
+
+
+def cluttered(cell: np.ndarray) -> np.ndarray:
+    """The same cell with a neighbour's stroke end and dot at the edges, a grid line along the
+    bottom and left edges, and specks of dust."""
+    out = cell.copy()
+    out[0:4, 20:45] = 255  # a stroke of the character above, cut by the cell's edge
+    out[60:64, 121:125] = 230  # a dot from the cell to the right
+    out[PITCH - 3 : PITCH - 1, :] = 200  # the grid line below
+    out[:, 1:3] = 200  # and on the left
+    out[18, 100] = out[110, 90] = 255  # dust
+    return out
+
+
+def test_clean_drawings_are_unchanged():
+    """Tightly cropped drawings with detached parts near every edge (dakuten, 川's strokes, the
+    dots of 心, the top of 三) keep every part."""
+    for char in CHARS:
+        image = drawn(char)
+        assert np.array_equal(normalize_ink(image), normalize_ink(image, settings=OFF)), char
+
+
+def test_fragments_grid_lines_and_specks_are_removed():
+    for char in CHARS:
+        cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
+        clean, messy = normalize_ink(cell), cluttered(cell)
+        assert mean_diff(normalize_ink(messy), clean) < 2.0, char
+        assert mean_diff(normalize_ink(messy, settings=OFF), clean) > 10.0, char  # it mattered
+
+
+def test_cells_cut_from_a_sheet_read_closer_to_the_clean_character():
+    glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
+    cells = cut_cells(glyphs, np.random.default_rng(3))
+    assert len(cells) == len(glyphs) and all(c.dtype == np.uint8 for c in cells)
+    assert all(abs(c.shape[0] - PITCH) <= 0.2 * PITCH for c in cells)
+    on = np.mean([mean_diff(normalize_ink(c), g) for c, g in zip(cells, glyphs, strict=True)])
+    off = np.mean(
+        [mean_diff(normalize_ink(c, settings=OFF), g) for c, g in zip(cells, glyphs, strict=True)]
+    )
+    assert on < 0.6 * off, (on, off)
+
+
+def test_cut_cells_is_deterministic_and_refuses_a_single_glyph():
+    glyphs = np.stack([normalize_ink(drawn(c)) for c in "川三回"])
+    a = cut_cells(glyphs, np.random.default_rng(5))
+    b = cut_cells(glyphs, np.random.default_rng(5))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="at least two glyphs"):
+        cut_cells(glyphs[:1], np.random.default_rng(0))
+
+
+def test_switched_off_by_a_zero_band():
+    messy = cluttered(in_cell(normalize_ink(drawn("川")), np.random.default_rng(0)))
+    ink = normalize.stretch_contrast(messy[None])
+    assert np.array_equal(remove_clutter(ink, OFF), ink)
+    assert not np.array_equal(remove_clutter(ink, normalize.SETTINGS), ink)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_browser_normalisation_matches_python_on_cluttered_cells():
+    glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
+    images = [*cut_cells(glyphs, np.random.default_rng(7)), *(drawn(c) for c in CHARS[:3])]
+    images.append(cluttered(in_cell(glyphs[0], np.random.default_rng(1))))
+    payload = [
+        {"width": i.shape[1], "height": i.shape[0], "data": i.ravel().tolist()} for i in images
+    ]
+    script = (
+        f"import {{ normalizeInk }} from {json.dumps(NORMALIZE_JS.as_uri())};"
+        "let text = ''; process.stdin.on('data', d => text += d);"
+        "process.stdin.on('end', () => { const {images, settings} = JSON.parse(text);"
+        "console.log(JSON.stringify(images.map(i => Array.from(normalizeInk("
+        "{width: i.width, height: i.height, data: Uint8Array.from(i.data)}, settings))))); });"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        input=json.dumps({"images": payload, "settings": normalize.SETTINGS}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = np.array(json.loads(done.stdout), dtype=np.int64)
+    want = np.stack([normalize_ink(i) for i in images]).reshape(len(images), -1)
+    assert np.abs(got - want).max() <= 1
