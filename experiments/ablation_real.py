@@ -10,6 +10,9 @@ level-1 kanji up to ``--classes``), then scores it with the current code on:
 - ``pad``: the Tomoe strokes drawn as a phone pad would store them (thin line of a fixed width on a
   large canvas, the character written large or small), read back as PNG files through
   ``data=folder``: the raster path with thin, sparse writing (a held-out style of our own).
+- ``cells``: the Tomoe characters written in the cells of a sheet and cut out with fragments of
+  their neighbours and sometimes the grid (:func:`kanji_lab.data.forms.cut_cells`), as dark ink
+  on white PNG files through ``data=folder``: characters cut from a form, like ETL's scans.
 
 Only characters in the row's vocabulary are scored (the rest are counted apart by ``evaluate``).
 
@@ -37,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
+from kanji_lab.data.forms import cut_cells  # noqa: E402
+from kanji_lab.data.normalize import strokes_input  # noqa: E402
 from kanji_lab.data.strokes.files import read_stroke_file  # noqa: E402
 
 REALDEV = ROOT.parent / "shared" / "realdev"
@@ -81,6 +86,20 @@ def make_pad_folder(folder: Path, classes: str) -> Path:
     return folder
 
 
+def make_cells_folder(folder: Path, classes: str) -> Path:
+    """Tomoe characters of ``classes`` cut from a sheet with their neighbours, as PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    traces = [t for t in read_stroke_file(REALDEV / "tomoe" / "all.tdic") if t.char in classes]
+    glyphs = np.stack([strokes_input(t.strokes) for t in traces])
+    rows = ["path,char,writer"]
+    for i, (cell, trace) in enumerate(zip(cut_cells(glyphs, np.random.default_rng(0)), traces,
+                                          strict=True)):  # fmt: skip
+        Image.fromarray(255 - cell).save(folder / f"{i:05d}.png")
+        rows.append(f"{i:05d}.png,{trace.char},tomoe")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
 def evaluate(
     run_dir: Path, data: list[str], env: dict[str, str], out: Path, code: Path = ROOT
 ) -> dict:
@@ -117,6 +136,7 @@ def main() -> None:
         run_dir = newest(out / "train" / "runs")
         trained = json.loads((run_dir / "metrics.json").read_text())
         pad = make_pad_folder(Path(tmp) / "pad", classes)
+        cells = make_cells_folder(Path(tmp) / "cells", classes)
         # real sets are read by the training code when it can (the same normalisation settings)
         reader = code if has_stroke_source(code) else ROOT
         tegaki = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
@@ -124,6 +144,7 @@ def main() -> None:
             "tomoe": ["data=strokes", f"data.root={REALDEV / 'tomoe'}"],
             "tegaki": ["data=strokes", f"data.root={tegaki}"],
             "pad": ["data=folder", f"data.root={pad}"],
+            "cells": ["data=folder", f"data.root={cells}"],
         }
         sets = {"synthetic": evaluate(run_dir, [], env, out, code)}  # by the code that trained
         for name, data in real.items():
@@ -149,14 +170,13 @@ def _rows() -> list[dict]:
 
 def _markdown(rows: list[dict]) -> str:
     families = sorted({k for r in rows for k in r["sets"]["synthetic"]["per_source"]})
-    head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], "tomoe", "tegaki",
-            "pad", "train s"]  # fmt: skip
+    real = ["tomoe", "tegaki", "pad", "cells"]
+    head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], *real, "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s = r["sets"]
         fam = [s["synthetic"]["per_source"].get(f) for f in families]
-        cells = [r["row"], s["synthetic"]["top1"], *fam, s["tomoe"]["top1"], s["tegaki"]["top1"],
-                 s["pad"]["top1"]]  # fmt: skip
+        cells = [r["row"], s["synthetic"]["top1"], *fam, *(s.get(k, {}).get("top1") for k in real)]
         text = [cells[0]] + ["" if v is None else f"{100 * v:.1f}" for v in cells[1:]]
         lines.append("| " + " | ".join(text) + f" | {r['train_s']:.0f} |")
     return (

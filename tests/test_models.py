@@ -336,7 +336,7 @@ def test_every_recipe_runs_one_batch(tmp_path):
 def _synthetic(classes: str, *more: str) -> list[str]:
     """The built-in synthetic source on ``classes``, three writers per style family."""
     writers = [f"data.writers.{f}=3" for f in ("pen", "pencil", "brush", "cursive", "touch")]
-    zero = [f"data.writers.{f}=0" for f in ("font", "print")]
+    zero = [f"data.writers.{f}=0" for f in ("font", "print", "form")]
     return ["data=synthetic", f"data.classes='{classes}'", *writers, *zero, *more]
 
 
@@ -389,7 +389,7 @@ def test_shipped_defaults_learn_forty_kanji_in_six_epochs(arch, tmp_path):
     """``model=<arch>`` as shipped (its own optimiser settings) reads 40 kanji written by 4
     synthetic writers of every style family after six epochs. The ViT as it shipped before
     (stride-2 convolution stem, mean pooling, lr 1e-3) stayed far below that here."""
-    families = ("pen", "pencil", "brush", "cursive", "touch", "font", "print")
+    families = ("pen", "pencil", "brush", "cursive", "touch", "font", "print", "form")
     data = ["data=synthetic", f"data.classes='{_spread(40)}'", "data.kana_copies=1"]
     data += [f"data.writers.{f}=4" for f in families]
     overrides = [*data, f"model={arch}", "trainer.max_epochs=6", "batch_size=32"]

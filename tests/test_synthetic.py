@@ -221,7 +221,7 @@ def test_set_names_are_not_read_as_characters():
     assert resolve_classes("亜a") == ["亜", "a"]
 
 
-@pytest.mark.parametrize("family", ["touch", "print"])
+@pytest.mark.parametrize("family", ["touch", "print", "form"])
 def test_new_families_render_deterministically_under_their_name(tmp_path, family) -> None:
     cfg = make_cfg(tmp_path, writers={family: 2})
     first = build(cfg)
@@ -233,6 +233,18 @@ def test_new_families_render_deterministically_under_their_name(tmp_path, family
         make_cfg(tmp_path, writers={family: 2}, seed=1), list(FEW), {**again.info["writers"]}, False
     )
     assert not np.array_equal(other.images, again.images)
+
+
+def test_form_writers_write_in_cells_with_their_neighbours(tmp_path) -> None:
+    """A form writer's characters are cut from a sheet with their neighbours; after the
+    normalisation each image still holds its character, framed like the other families."""
+    cfg = make_cfg(tmp_path, classes="一十永東川三", writers={"form": 2})
+    data = build(cfg)
+    assert data.source_names == ["synthetic/form"]
+    images = np.asarray(data.images)
+    assert images.shape == (12, 64, 64) and images.max() == 255
+    ink = (images > 128).mean(axis=(1, 2))
+    assert (ink > 0.02).all()  # every cell still holds its character
 
 
 def test_touch_writers_draw_thinner_lines_than_brush_writers(tmp_path) -> None:

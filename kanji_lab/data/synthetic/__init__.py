@@ -3,7 +3,9 @@
 Each synthetic writer is one style seed of a family: ``pen``, ``pencil``, ``brush`` and
 ``cursive`` writers draw KanjiVG strokes by hand (see :mod:`kanji_lab.data.synthetic.render`),
 ``font`` writers copy glyphs of the configured fonts with distortions (see
-:mod:`kanji_lab.data.synthetic.fonts`).
+:mod:`kanji_lab.data.synthetic.fonts`); ``form`` writers write by hand in the cells of a sheet,
+each character cut out with fragments of its neighbours and sometimes the sheet's grid (see
+:mod:`kanji_lab.data.forms`).
 Every writer writes every class once; its family becomes the sample's source name
 (``synthetic/brush``), so results can be reported per style family.
 
@@ -27,16 +29,17 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from kanji_lab.data import cache, kanjivg
+from kanji_lab.data import cache, forms, kanjivg
 from kanji_lab.data.charsets import resolve_classes
-from kanji_lab.data.normalize import SETTINGS
+from kanji_lab.data.normalize import SETTINGS, normalize_ink
 from kanji_lab.data.sources import register
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
-GENERATOR_VERSION = 4  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 5  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
+_SHEET_STREAM = 0x110001  # a form writer's sheet layout
 
 # Per process: the strokes of every class, set before generating.
 _STROKES: dict[str, kanjivg.Character] = {}
@@ -104,7 +107,9 @@ def generate(
 def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     """Render one block of characters for one writer: images and their code points."""
     seed, writer, family, font_file, chars = task
-    style = render.writer_style(family, np.random.default_rng([seed, writer, _STYLE_STREAM]))
+    style_rng = np.random.default_rng([seed, writer, _STYLE_STREAM])
+    hand = str(style_rng.choice(render.FORM_HANDS)) if family == "form" else family
+    style = render.writer_style(hand, style_rng)
     images, codepoints = [], []
     for char, copy in chars:
         key = [seed, writer, ord(char)] + ([copy] if copy else [])
@@ -120,6 +125,9 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
         codepoints.append(ord(char))
     empty = np.zeros((0, cache.IMAGE_SIZE, cache.IMAGE_SIZE), dtype=np.uint8)
     stacked = np.stack(images) if images else empty
+    if family == "form" and len(stacked) > 1:
+        sheet = np.random.default_rng([seed, writer, _SHEET_STREAM, codepoints[0]])
+        stacked = np.stack([normalize_ink(cell) for cell in forms.cut_cells(stacked, sheet)])
     return stacked, np.array(codepoints, dtype=np.int32)
 
 

@@ -18,8 +18,10 @@ from kanji_lab.data.normalize import normalize_ink
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
-FAMILIES = ("pen", "pencil", "brush", "cursive", "touch", "font", "print")
+FAMILIES = ("pen", "pencil", "brush", "cursive", "touch", "font", "print", "form")
 FONT_FAMILIES = ("font", "print")  # writers that copy font glyphs rather than KanjiVG strokes
+# form writers write in the cells of a sheet (see kanji_lab.data.forms) with one of these hands
+FORM_HANDS = ("pen", "pencil", "cursive", "brush")
 _SPLIT_COS = np.cos(np.radians(40))  # split a stroke outline where it turns more sharply
 _ANGLES = np.linspace(0, 2 * np.pi, 12, endpoint=False)
 # An oval (half-axes 0.6 and 0.4 stroke widths) tilted 45 degrees, nudged up and to the left
