@@ -33,20 +33,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
-
 sys.path.insert(0, str(Path(__file__).parent))
+from realsets import TEGAKI_HIRAGANA, TOMOE, make_cells_folder, make_pad_folder  # noqa: E402
 from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
-from kanji_lab.data.forms import cut_cells  # noqa: E402
-from kanji_lab.data.normalize import strokes_input  # noqa: E402
-from kanji_lab.data.strokes.files import read_stroke_file  # noqa: E402
 
-REALDEV = ROOT.parent / "shared" / "realdev"
 CONFUSED = "亡二主庁上台け方合せこまよは"
-PAD_SIDE = 400  # pixels of the simulated phone pad
 
 
 def class_set(count: int) -> str:
@@ -60,44 +53,6 @@ def has_stroke_source(code: Path) -> bool:
     """Whether the checkout at ``code`` reads stroke files (before or after the data split)."""
     data = code / "kanji_lab" / "data"
     return (data / "stroke_source.py").is_file() or (data / "strokes" / "__init__.py").is_file()
-
-
-def make_pad_folder(folder: Path, classes: str) -> Path:
-    """Tomoe characters of ``classes`` drawn thin on a pad, as PNGs with a labels.csv."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    rows = ["path,char,writer"]
-    traces = [t for t in read_stroke_file(REALDEV / "tomoe" / "all.tdic") if t.char in classes]
-    for i, trace in enumerate(traces):
-        fill = rng.uniform(0.35, 0.95)  # how much of the pad the character covers
-        width = int(rng.integers(4, 9))  # a fixed pen of a few pixels, as on a phone
-        points = np.concatenate(trace.strokes)
-        lo, span = points.min(axis=0), max(float(np.ptp(points, axis=0).max()), 1.0)
-        scale = fill * PAD_SIDE / span
-        offset = rng.uniform(0, PAD_SIDE * (1 - fill), 2)
-        image = Image.new("L", (PAD_SIDE, PAD_SIDE), 255)
-        draw = ImageDraw.Draw(image)
-        for stroke in trace.strokes:
-            xy = [tuple(p) for p in ((stroke - lo) * scale + offset).tolist()]
-            draw.line(xy if len(xy) > 1 else xy * 2, fill=0, width=width, joint="curve")
-        image.save(folder / f"{i:05d}.png")
-        rows.append(f"{i:05d}.png,{trace.char},tomoe")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
-
-
-def make_cells_folder(folder: Path, classes: str) -> Path:
-    """Tomoe characters of ``classes`` cut from a sheet with their neighbours, as PNGs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    traces = [t for t in read_stroke_file(REALDEV / "tomoe" / "all.tdic") if t.char in classes]
-    glyphs = np.stack([strokes_input(t.strokes) for t in traces])
-    rows = ["path,char,writer"]
-    for i, (cell, trace) in enumerate(zip(cut_cells(glyphs, np.random.default_rng(0)), traces,
-                                          strict=True)):  # fmt: skip
-        Image.fromarray(255 - cell).save(folder / f"{i:05d}.png")
-        rows.append(f"{i:05d}.png,{trace.char},tomoe")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
 
 
 def evaluate(
@@ -139,10 +94,9 @@ def main() -> None:
         cells = make_cells_folder(Path(tmp) / "cells", classes)
         # real sets are read by the training code when it can (the same normalisation settings)
         reader = code if has_stroke_source(code) else ROOT
-        tegaki = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
         real = {
-            "tomoe": ["data=strokes", f"data.root={REALDEV / 'tomoe'}"],
-            "tegaki": ["data=strokes", f"data.root={tegaki}"],
+            "tomoe": ["data=strokes", f"data.root={TOMOE}"],
+            "tegaki": ["data=strokes", f"data.root={TEGAKI_HIRAGANA}"],
             "pad": ["data=folder", f"data.root={pad}"],
             "cells": ["data=folder", f"data.root={cells}"],
         }

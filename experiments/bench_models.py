@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
+from realsets import TOMOE  # noqa: E402
+from results_io import RESULTS, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, zero_shot_split  # noqa: E402
 from kanji_lab.models.weights import load_weights  # noqa: E402
@@ -62,9 +63,6 @@ def evenly(chars: list[str], n: int) -> list[str]:
     """``n`` characters spread evenly over ``chars``."""
     n = min(n, len(chars))
     return [chars[i * len(chars) // n] for i in range(n)]
-
-
-REALDEV = ROOT.parent / "shared" / "realdev" / "tomoe"  # real writing, evaluation only
 
 
 def run(module: str, args: list[str], env: dict[str, str]) -> float:
@@ -107,9 +105,9 @@ def int8_bytes(weights: Path, out: Path) -> int | None:
 
 def realdev_top1(run_dir: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
     """Top-1 on the development set's samples of the run's classes (None without the set)."""
-    if not REALDEV.is_dir():
+    if not TOMOE.is_dir():
         return {"realdev_top1": None, "realdev_samples": 0}
-    data = ["data=strokes", f"data.root={REALDEV}"]
+    data = ["data=strokes", f"data.root={TOMOE}"]
     m = evaluation(out, [f"run_dir={run_dir}", *data], env)
     return {"realdev_top1": m["top1"], "realdev_samples": m["scored"]}
 
@@ -185,10 +183,10 @@ def zero_shot(args: argparse.Namespace, env: dict, out: Path) -> dict[str, Any]:
     zs["slots_unknown_characters"] = len(zs.pop("unknown_slots"))
     zs["split"], zs["writers_note"] = metrics["split"], metrics["writers_note"]
     result = {"seen_classes": len(seen), "seen_test_top1": row["top1"], **zs}
-    if REALDEV.is_dir():
+    if TOMOE.is_dir():
         real = evaluation(
             out,
-            [f"run_dir={row['run_dir']}", "data=strokes", f"data.root={REALDEV}", unseen_spec],
+            [f"run_dir={row['run_dir']}", "data=strokes", f"data.root={TOMOE}", unseen_spec],
             env,
         )["zero_shot"]
         result["realdev"] = {k: real[k] for k in ("samples", "unseen_only_top1", "top1")}

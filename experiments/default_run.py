@@ -21,16 +21,18 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_io import ROOT, evaluation, newest, record, run_module, table  # noqa: E402
+from realsets import TEGAKI_HIRAGANA, TOMOE, make_cells_folder  # noqa: E402
+from results_io import evaluation, newest, record, run_module, table  # noqa: E402
 
 TARGET_SECONDS = 15 * 60
-REALDEV = ROOT.parent / "shared" / "realdev"  # real writing, for evaluation only
-REAL_SETS = {
-    "tomoe (real pen strokes, one writer)": REALDEV / "tomoe",
-    "tegaki hiragana (real tablet traces, one writer)": REALDEV
-    / "tegaki"
-    / "hiragana-writer1.charcol.gz",
+REAL_SETS = {  # real writing, for evaluation only
+    "tomoe (real pen strokes, one writer)": ["data=strokes", f"data.root={TOMOE}"],
+    "tegaki hiragana (real tablet traces, one writer)": [
+        "data=strokes",
+        f"data.root={TEGAKI_HIRAGANA}",
+    ],
 }
+CELLS = "tomoe cells (the same characters cut from a sheet with their neighbours)"
 TARGET_TOP1 = 0.97
 
 
@@ -47,6 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
+        cells = Path(tmp) / "cells"
         env = {
             **os.environ,
             "KANJI_LAB_CACHE": args.reuse_cache or str(Path(tmp) / "cache"),
@@ -56,10 +59,9 @@ def main() -> None:
         run_dir = newest(Path(tmp) / "outputs" / "train" / "runs")
         metrics = json.loads((run_dir / "metrics.json").read_text())
         evaluation = evaluate(run_dir, [], env, tmp)
+        sets = {**REAL_SETS, CELLS: ["data=folder", f"data.root={make_cells_folder(cells)}"]}
         real = {
-            name: evaluate(run_dir, ["data=strokes", f"data.root={root}", "split=all"], env, tmp)
-            for name, root in REAL_SETS.items()
-            if root.exists()
+            name: evaluate(run_dir, [*data, "split=all"], env, tmp) for name, data in sets.items()
         }
     timings = metrics["timings"]
     result = {

@@ -1,0 +1,65 @@
+"""The real writing of ``../shared/realdev`` (evaluation only, never training data) and the image
+sets the experiments build from it: Tomoe's strokes drawn on a phone pad (``pad``) and written in
+the cells of a sheet, cut out with their neighbours (``cells``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from kanji_lab.data.forms import cut_cells
+from kanji_lab.data.normalize import strokes_input
+from kanji_lab.data.strokes.files import read_stroke_file
+
+REALDEV = Path(__file__).resolve().parents[2] / "shared" / "realdev"
+TOMOE = REALDEV / "tomoe"
+TEGAKI_HIRAGANA = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
+PAD_SIDE = 400  # pixels of the simulated phone pad
+
+
+def tomoe_traces(classes: str | None = None) -> list:
+    """Tomoe's characters (all, or those in ``classes``)."""
+    traces = read_stroke_file(TOMOE / "all.tdic")
+    return [t for t in traces if classes is None or t.char in classes]
+
+
+def _write_labels(folder: Path, rows: list[str]) -> Path:
+    (folder / "labels.csv").write_text("\n".join(["path,char,writer", *rows]) + "\n", "utf-8")
+    return folder
+
+
+def make_pad_folder(folder: Path, classes: str | None = None) -> Path:
+    """Tomoe characters of ``classes`` drawn thin on a pad, as PNGs with a labels.csv."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, trace in enumerate(tomoe_traces(classes)):
+        fill = rng.uniform(0.35, 0.95)  # how much of the pad the character covers
+        width = int(rng.integers(4, 9))  # a fixed pen of a few pixels, as on a phone
+        points = np.concatenate(trace.strokes)
+        lo, span = points.min(axis=0), max(float(np.ptp(points, axis=0).max()), 1.0)
+        scale = fill * PAD_SIDE / span
+        offset = rng.uniform(0, PAD_SIDE * (1 - fill), 2)
+        image = Image.new("L", (PAD_SIDE, PAD_SIDE), 255)
+        draw = ImageDraw.Draw(image)
+        for stroke in trace.strokes:
+            xy = [tuple(p) for p in ((stroke - lo) * scale + offset).tolist()]
+            draw.line(xy if len(xy) > 1 else xy * 2, fill=0, width=width, joint="curve")
+        image.save(folder / f"{i:05d}.png")
+        rows.append(f"{i:05d}.png,{trace.char},tomoe")
+    return _write_labels(folder, rows)
+
+
+def make_cells_folder(folder: Path, classes: str | None = None) -> Path:
+    """Tomoe characters of ``classes`` cut from a sheet with their neighbours, as PNGs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    traces = tomoe_traces(classes)
+    glyphs = np.stack([strokes_input(t.strokes) for t in traces])
+    rows = []
+    for i, (cell, trace) in enumerate(zip(cut_cells(glyphs, np.random.default_rng(0)), traces,
+                                          strict=True)):  # fmt: skip
+        Image.fromarray(255 - cell).save(folder / f"{i:05d}.png")
+        rows.append(f"{i:05d}.png,{trace.char},tomoe")
+    return _write_labels(folder, rows)
