@@ -10,7 +10,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
 from kanji_lab.atomic import write_json
@@ -20,6 +20,7 @@ from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.errors import DataSourceError, reports_user_errors
 from kanji_lab.models.weights import load_weights
+from kanji_lab.prior import checked_weight, log_prior, rescore
 from kanji_lab.run_dir import CONFIG_FILE, RunDirError
 
 log = logging.getLogger(__name__)
@@ -153,17 +154,24 @@ def _identity(data: DictConfig) -> dict[str, Any]:
 
 @torch.no_grad()
 def predict_split(
-    net: torch.nn.Module, datamodule: CharacterDataModule, split: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-5 predictions ``(N, k)`` and targets ``(N,)`` (-1 = character not in the labels)."""
-    preds, targets = [], []
+    net: torch.nn.Module,
+    datamodule: CharacterDataModule,
+    split: str,
+    prior: np.ndarray | None = None,
+    weights: list[float] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-5 predictions ``(N, k)``, targets ``(N,)`` (-1 = character not in the labels) and the
+    top-1 under the log ``prior`` per class at each of ``weights`` ``(len(weights), N)``."""
+    preds, targets, with_prior = [], [], []
     for images, target in tqdm(
         datamodule.loader(split, resident=False), desc=f"evaluate {split}", unit="batch"
     ):
         logits = net(model_input(images))
         preds.append(logits.topk(min(5, logits.shape[1]), dim=1).indices.numpy())
         targets.append(target.numpy())
-    return np.concatenate(preds), np.concatenate(targets)
+        scored = [rescore(logits.numpy(), prior, w).argmax(axis=1) for w in weights]
+        with_prior.append(np.stack(scored) if scored else np.empty((0, len(target)), np.int64))
+    return np.concatenate(preds), np.concatenate(targets), np.concatenate(with_prior, axis=1)
 
 
 def score(
@@ -292,7 +300,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if writers_note:
         log.warning("%s", writers_note)
     log.info("evaluating %s on %s, split %s", cfg.run_dir, data.name, split)
-    preds, targets = predict_split(net, datamodule, split)
+    weights = prior_weights(cfg.get("prior"))
+    prior = log_prior(labels) if weights else None
+    preds, targets, prior_top1 = predict_split(net, datamodule, split, prior, weights)
     # split indices are ascending and an unshuffled loader keeps that order
     rows = datamodule.splits[split]
     codepoints = np.asarray(datamodule.data.codepoints)[rows]
@@ -304,6 +314,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "writers_note": writers_note,
         **score(preds, targets, labels, codepoints, names.tolist(), cfg.confusions),
     }
+    known = targets >= 0
+    if weights and known.any():
+        metrics["prior"] = [
+            {"weight": w, "top1": float((top1 == targets)[known].mean())}
+            for w, top1 in zip(weights, prior_top1, strict=True)
+        ]
     if unseen:
         hits = (preds, targets)
         metrics["zero_shot"] = score_unseen(net, datamodule, split, hits, unseen, unknown)
@@ -331,8 +347,23 @@ def _print(metrics: dict[str, Any], out: Path) -> None:
             f"{c['true']}->{c['predicted']} x{c['count']}" for c in metrics["confused_pairs"][:8]
         )
         + _zero_shot_line(metrics.get("zero_shot"), pct)
+        + _prior_line(metrics.get("prior"), pct)
         + f"\n  written to {out / 'metrics.json'}",
         flush=True,
+    )
+
+
+def prior_weights(value: Any) -> list[float]:
+    """``prior=`` as a list of weights: one number, or a list of them; 0 and null give none."""
+    values = list(value) if isinstance(value, ListConfig | list | tuple) else [value]
+    return [w for w in (checked_weight(v) for v in values) if w > 0]
+
+
+def _prior_line(prior: list[dict[str, Any]] | None, pct) -> str:
+    if not prior:
+        return ""
+    return "\n  with the character-frequency prior: " + ", ".join(
+        f"weight {p['weight']} top-1 {pct(p['top1'])}" for p in prior
     )
 
 

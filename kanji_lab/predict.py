@@ -33,6 +33,7 @@ from kanji_lab.deploy.pipeline import INT8_FILE, ONNX_FILE, bnb_file
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.evaluate import WEIGHTS
 from kanji_lab.models.weights import load_weights, read_metadata
+from kanji_lab.prior import checked_weight, log_prior, rescore
 from kanji_lab.run_dir import RunDirError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def check_options(cfg: DictConfig) -> None:
         raise PredictError(f"format={cfg.format}: unknown format; choose from {FORMATS}")
     if int(cfg.topk) < 1:
         raise PredictError(f"topk={cfg.topk}: must be at least 1")
+    checked_weight(cfg.get("prior"))
 
 
 def load_backend(
@@ -151,9 +153,13 @@ def load_image(path: Path, invert: str = "auto", settings: Settings | None = Non
         raise ImageError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
-def top_k(logits: np.ndarray, labels: list[str], k: int) -> list[list[dict[str, Any]]]:
-    """Per row: the ``k`` most probable characters with their softmax probabilities."""
-    z = logits.astype(np.float64)
+def top_k(
+    logits: np.ndarray, labels: list[str], k: int, prior: float = 0.0
+) -> list[list[dict[str, Any]]]:
+    """Per row: the ``k`` most probable characters with their softmax probabilities; with
+    ``prior`` > 0 the scores first take that weight of the character-frequency prior
+    (:mod:`kanji_lab.prior`)."""
+    z = rescore(logits, log_prior(labels), prior) if prior else logits.astype(np.float64)
     probs = np.exp(z - z.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     order = np.argsort(-probs, axis=1)[:, : min(k, len(labels))]
@@ -198,7 +204,9 @@ def _predict_chunk(
     if loaded:
         batch = model_input(torch.from_numpy(np.stack([img for _, img in loaded]))).numpy()
         for (result, _), best in zip(
-            loaded, top_k(logits(batch), labels, int(cfg.topk)), strict=True
+            loaded,
+            top_k(logits(batch), labels, int(cfg.topk), checked_weight(cfg.get("prior"))),
+            strict=True,
         ):
             result["topk"] = best
     return results

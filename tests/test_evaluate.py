@@ -116,3 +116,21 @@ def test_evaluate_on_a_source_sharing_writers_scores_only_unseen_writers(tmp_pat
 
 def cfg_overrides(run, root):
     return [f"run_dir={run}", "data=etl9b", f"data.root={root}"]
+
+
+def test_prior_figures_sit_beside_the_model_alone(finished_run):
+    """``prior=[...]`` adds one top-1 per weight; ``top1`` stays the model alone, the default
+    reports no prior figure, and a huge weight reads every image as the class most frequent in
+    text."""
+    from kanji_lab.prior import frequencies
+
+    root, run = finished_run
+    plain = evaluate(_eval_cfg(root, [f"run_dir={run}"]))
+    assert "prior" not in plain
+    weighted = evaluate(_eval_cfg(root, [f"run_dir={run}", "prior=[0.5,1000]"]))
+    assert weighted["top1"] == plain["top1"]
+    assert [p["weight"] for p in weighted["prior"]] == [0.5, 1000.0]
+    labels = json.loads((run / "labels.json").read_text())["labels"]
+    common = max(labels, key=lambda c: frequencies().get(c, 0.0))
+    share = plain["per_class"].get(common, {"n": 0})["n"] / plain["scored"]
+    assert weighted["prior"][1]["top1"] == pytest.approx(share)

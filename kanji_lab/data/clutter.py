@@ -48,14 +48,17 @@ def remove_clutter(ink: np.ndarray, settings: Mapping[str, float]) -> np.ndarray
         return ink
     mask = ink > 255.0 * float(settings["threshold"])
     lines = _lines(mask, band, settings)
-    if lines.any():
+    if lines is not None:
         ink = np.where(lines, 0.0, ink).astype(ink.dtype)
         mask &= ~lines
     labels, count = ndimage.label(mask, structure=_STRUCTURE)
     if count < 2:
         return ink
     pieces = _pieces(ink, labels, count)
-    drop = _dropped(pieces, ink.shape[1:], settings)
+    suspect, reach = _suspects(pieces, ink.shape[1:], settings)
+    if not suspect.any():
+        return ink
+    drop = _dropped(pieces, suspect, reach, labels)
     if not drop.any():
         return ink
     # label 0 is paper; dropped pieces and their one-pixel ring become paper
@@ -66,27 +69,27 @@ def remove_clutter(ink: np.ndarray, settings: Mapping[str, float]) -> np.ndarray
     return out
 
 
-def _lines(mask: np.ndarray, band: float, s: Mapping[str, float]) -> np.ndarray:
-    """Pixels of ruled or grid lines in the outer band (see the module text)."""
-    found = np.zeros_like(mask)
+def _lines(mask: np.ndarray, band: float, s: Mapping[str, float]) -> np.ndarray | None:
+    """Pixels of ruled or grid lines in the outer band (see the module text); None if none."""
+    found = None
     for axis in (1, 2):  # rows, then columns
         along = mask if axis == 1 else mask.transpose(0, 2, 1)
         length, side = along.shape[2], along.shape[1]
+        cover = along.sum(axis=2)
+        edge = int(band * side)
+        candidate = cover >= float(s["clutter_run"]) * length
+        candidate[:, edge : side - edge] = False
+        if not candidate.any():
+            continue
         reach = float(s["clutter_line"]) * length  # how near each end the line must start
         first = np.argmax(along, axis=2)
         last = length - 1 - np.argmax(along[:, :, ::-1], axis=2)
-        cover = along.sum(axis=2)
-        full = (
-            (first <= reach)
-            & (last >= length - 1 - reach)
-            & (cover >= float(s["clutter_run"]) * length)
-        )
-        edge = int(band * side)
-        full[:, edge : side - edge] = False
+        full = candidate & (first <= reach) & (last >= length - 1 - reach)
         # the line with its edges (rows at least half ink) is thin: not a character's stroke
         full &= _thin_runs(cover >= 0.5 * length, float(s["clutter_line"]) * side)
         hit = np.broadcast_to(full[:, :, None], along.shape)
-        found |= hit if axis == 1 else hit.transpose(0, 2, 1)
+        hit = hit if axis == 1 else hit.transpose(0, 2, 1)
+        found = hit.copy() if found is None else found | hit
     return found
 
 
@@ -102,40 +105,22 @@ def _thin_runs(flags: np.ndarray, longest: float) -> np.ndarray:
 
 
 def _pieces(ink: np.ndarray, labels: np.ndarray, count: int) -> dict[str, np.ndarray]:
-    """Per component (label 1..count): image index, ink mass, inclusive box; its pixels (row,
-    column), grouped by component from ``starts``."""
-    index = np.flatnonzero(labels)
-    label = labels.ravel()[index] - 1
-    order = np.argsort(label, kind="stable")
-    index, label = index[order], label[order]
-    image, rows, cols = np.unravel_index(index, labels.shape)
-    mass = np.bincount(label, weights=ink.ravel()[index], minlength=count)
-    top = np.full(count, labels.shape[1], np.int64)
-    left = np.full(count, labels.shape[2], np.int64)
-    bottom = np.full(count, -1, np.int64)
-    right = np.full(count, -1, np.int64)
-    np.minimum.at(top, label, rows)
-    np.maximum.at(bottom, label, rows)
-    np.minimum.at(left, label, cols)
-    np.maximum.at(right, label, cols)
-    owner = np.zeros(count, np.int64)
-    owner[label] = image
-    return {
-        "pixels": np.stack([rows, cols], 1),
-        "starts": np.searchsorted(label, np.arange(count)),
-        "image": owner,
-        "mass": mass,
-        "box": np.stack([top, bottom, left, right], 1),
-    }
+    """Per component (label 1..count): image index, ink mass and inclusive box."""
+    slices = ndimage.find_objects(labels)
+    spans = np.array([(i.start, r.start, r.stop - 1, c.start, c.stop - 1) for i, r, c in slices])
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
+    return {"image": spans[:, 0], "mass": mass, "box": spans[:, 1:]}
 
 
-def _dropped(pieces: dict[str, np.ndarray], shape: tuple[int, int], s: Mapping[str, float]):
-    """Boolean per component: clutter to erase."""
+def _suspects(
+    pieces: dict[str, np.ndarray], shape: tuple[int, int], s: Mapping[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per component: whether it is suspect, and how far from the body (a fraction of the body
+    box's longer side) it may lie and still belong."""
     height, width = shape
     image, mass, box = pieces["image"], pieces["mass"], pieces["box"]
     top, bottom, left, right = box.T
-    n_images = int(image.max()) + 1
-    share = mass / np.bincount(image, weights=mass, minlength=n_images)[image]
+    share = mass / np.bincount(image, weights=mass)[image]
     band_h, band_w = float(s["clutter_band"]) * height, float(s["clutter_band"]) * width
     one_side = (
         (bottom + 1 <= band_h) | (top >= height - band_h)
@@ -145,28 +130,43 @@ def _dropped(pieces: dict[str, np.ndarray], shape: tuple[int, int], s: Mapping[s
     touches = (top == 0) | (left == 0) | (bottom == height - 1) | (right == width - 1)
     large = ~small & (share < 2 * float(s["clutter_mass"])) & touches
     suspect = (one_side & (small | large)) | (share < float(s["clutter_speck"]))
-    # how far from the body a suspect may lie and still belong: twice as far for a large one
+    # twice as far for a large one
     reach = np.where(one_side & large, 2.0, 1.0) * float(s["clutter_gap"])
-    kept = ~suspect
     # an image whose every piece is suspect keeps them all
-    has_body = np.bincount(image, weights=kept, minlength=n_images) > 0
-    kept |= ~has_body[image]
-    rows, cols = pieces["pixels"].T
-    pixel_image = np.repeat(image, np.diff(np.append(pieces["starts"], len(rows))))
+    has_body = np.bincount(image, weights=~suspect) > 0
+    return suspect & has_body[image], reach
+
+
+def _dropped(
+    pieces: dict[str, np.ndarray], suspect: np.ndarray, reach: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """Boolean per component: the suspects that stay out of reach of the body (module text)."""
+    image, box = pieces["image"], pieces["box"]
+    n_images = int(image.max()) + 1
+    # the suspects' pixels, grouped by suspect
+    flat = labels.ravel()
+    index = np.flatnonzero(np.concatenate([[False], suspect])[flat])
+    label = flat[index] - 1
+    order = np.argsort(label, kind="stable")
+    index, label = index[order], label[order]
+    pixel_image, rows, cols = np.unravel_index(index, labels.shape)
+    owners = np.flatnonzero(suspect)
+    starts = np.searchsorted(label, owners)
+    kept = ~suspect
     while True:
         body = _union_boxes(box, image, kept, n_images)
         b = body[pixel_image]
-        # each piece's nearest pixel to the body's box (Chebyshev distance; 0 inside it)
+        # each suspect's nearest pixel to the body's box (Chebyshev distance; 0 inside it)
         distance = np.maximum.reduce(
             [b[:, 0] - rows, rows - b[:, 1], b[:, 2] - cols, cols - b[:, 3], np.zeros_like(rows)]
         )
-        gap = np.minimum.reduceat(distance, pieces["starts"]) - 1
-        b = body[image]
+        gap = np.minimum.reduceat(distance, starts) - 1
+        b = body[image[owners]]
         side = np.maximum(b[:, 1] - b[:, 0], b[:, 3] - b[:, 2]) + 1
-        joins = ~kept & (gap <= reach * side)
+        joins = ~kept[owners] & (gap <= reach[owners] * side)
         if not joins.any():
             return ~kept
-        kept |= joins
+        kept[owners[joins]] = True
 
 
 def _union_boxes(box: np.ndarray, image: np.ndarray, kept: np.ndarray, n: int) -> np.ndarray:
