@@ -32,6 +32,7 @@ REAL_SETS = {  # real writing, for evaluation only
         f"data.root={TEGAKI_HIRAGANA}",
     ],
 }
+PRIOR_WEIGHTS = [0.1, 0.3, 1.0]  # the character-frequency prior, reported beside the model alone
 CELLS = "tomoe cells (the same characters cut from a sheet with their neighbours)"
 TARGET_TOP1 = 0.97
 
@@ -61,7 +62,13 @@ def main() -> None:
         evaluation = evaluate(run_dir, [], env, tmp)
         sets = {**REAL_SETS, CELLS: ["data=folder", f"data.root={make_cells_folder(cells)}"]}
         real = {
-            name: evaluate(run_dir, [*data, "split=all"], env, tmp) for name, data in sets.items()
+            name: evaluate(
+                run_dir,
+                [*data, "split=all", "prior=[" + ",".join(map(str, PRIOR_WEIGHTS)) + "]"],
+                env,
+                tmp,
+            )
+            for name, data in sets.items()
         }
     timings = metrics["timings"]
     result = {
@@ -98,8 +105,13 @@ def _real_summary(metrics: dict) -> dict:
         "samples": metrics["scored"],
         "top1": metrics["top1"],
         "top5": metrics["top5"],
+        "top1_with_prior": {str(p["weight"]): p["top1"] for p in metrics.get("prior", [])},
         "most_confused": [f"{c['true']}->{c['predicted']}" for c in pairs],
     }
+
+
+def _prior_cells(real: dict, pct) -> str:
+    return ", ".join(f"{pct(v)} (weight {w})" for w, v in real.get("top1_with_prior", {}).items())
 
 
 def _markdown(r: dict) -> str:
@@ -121,7 +133,8 @@ def _markdown(r: dict) -> str:
     ]
     rows += [
         (f"real writing: {k}, {v['samples']:,} samples", f"top-1 {pct(v['top1'])}, top-5 "
-         f"{pct(v['top5'])}; most confused: {' '.join(v['most_confused'])}")
+         f"{pct(v['top5'])}; with the frequency prior {_prior_cells(v, pct)}; most confused: "
+         f"{' '.join(v['most_confused'])}")
         for k, v in r["real_writing"].items()
     ]  # fmt: skip
     rows += [(f"size of {k}", f"{v / 1e6:.2f} MB") for k, v in r["files_bytes"].items()]
