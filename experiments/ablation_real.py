@@ -19,6 +19,11 @@ Only characters in the row's vocabulary are scored (the rest are counted apart b
     python experiments/ablation_real.py --row baseline --code /path/to/old/checkout
     python experiments/ablation_real.py --row normalisation
     python experiments/ablation_real.py --row thin-pen data.writers.touch=8
+    python experiments/ablation_real.py --row "brush held out" --hold-out brush
+
+``--hold-out FAMILY`` trains without that style family and scores it on writers of a generator
+seed the run never saw (``held_out``): a style the model has not met, like real writing, but
+measured on every class of the row.
 
 Writes experiments/results/ablation_real.json (every row so far) and .md (the table).
 """
@@ -38,6 +43,7 @@ from realsets import TEGAKI_HIRAGANA, TOMOE, make_cells_folder, make_pad_folder 
 from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
+from kanji_lab.data.synthetic.render import FAMILIES  # noqa: E402
 
 CONFUSED = "亡二主庁上台け方合せこまよは"
 
@@ -75,6 +81,7 @@ def main() -> None:
     parser.add_argument("--code", help="train with the kanji_lab of another checkout (baseline)")
     parser.add_argument("--classes", type=int, default=500)
     parser.add_argument("--cache", help="cache folder to reuse between rows of equal data")
+    parser.add_argument("--hold-out", choices=FAMILIES, help="a style family to train without")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
     args = parser.parse_args()
     classes = class_set(args.classes)
@@ -87,6 +94,8 @@ def main() -> None:
         }
         code = Path(args.code).resolve() if args.code else ROOT
         train_args = [f'data.classes="{classes}"', "callbacks.onnx_export=null", *args.overrides]
+        if args.hold_out:
+            train_args.append(f"data.writers.{args.hold_out}=0")
         train_s, _ = run_module("kanji_lab", train_args, {**env, "PYTHONPATH": str(code)}, code)
         run_dir = newest(out / "train" / "runs")
         trained = json.loads((run_dir / "metrics.json").read_text())
@@ -103,6 +112,9 @@ def main() -> None:
         sets = {"synthetic": evaluate(run_dir, [], env, out, code)}  # by the code that trained
         for name, data in real.items():
             sets[name] = evaluate(run_dir, [*data, "split=all"], env, out, reader)
+        if args.hold_out:
+            held = held_out_data(classes, args.hold_out)
+            sets["held_out"] = {"family": args.hold_out, **evaluate(run_dir, held, env, out, code)}
     row = {
         "row": args.row,
         "overrides": args.overrides,
@@ -117,6 +129,13 @@ def main() -> None:
     print(json.dumps(row, ensure_ascii=False, indent=2))
 
 
+def held_out_data(classes: str, family: str, writers: int = 4) -> list[str]:
+    """Evaluation data: ``writers`` new writers (generator seed 1) of ``family`` only."""
+    others = [f"data.writers.{f}=0" for f in FAMILIES if f != family]
+    return ["data=synthetic", f'data.classes="{classes}"', "data.seed=1", *others,
+            f"data.writers.{family}={writers}", "split=all"]  # fmt: skip
+
+
 def _rows() -> list[dict]:
     path = RESULTS / "ablation_real.json"
     return json.loads(path.read_text())["rows"] if path.is_file() else []
@@ -125,13 +144,16 @@ def _rows() -> list[dict]:
 def _markdown(rows: list[dict]) -> str:
     families = sorted({k for r in rows for k in r["sets"]["synthetic"]["per_source"]})
     real = ["tomoe", "tegaki", "pad", "cells"]
-    head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], *real, "train s"]
+    head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], *real, "held out",
+            "train s"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s = r["sets"]
         fam = [s["synthetic"]["per_source"].get(f) for f in families]
         cells = [r["row"], s["synthetic"]["top1"], *fam, *(s.get(k, {}).get("top1") for k in real)]
         text = [cells[0]] + ["" if v is None else f"{100 * v:.1f}" for v in cells[1:]]
+        held = s.get("held_out")
+        text.append(f"{held['family']} {100 * held['top1']:.1f}" if held else "")
         lines.append("| " + " | ".join(text) + f" | {r['train_s']:.0f} |")
     return (
         "Ablation on a reduced class set (`python experiments/ablation_real.py`), top-1 %, "

@@ -125,3 +125,24 @@ def test_browser_normalisation_matches_python_on_cluttered_cells():
     got = np.array(json.loads(done.stdout), dtype=np.int64)
     want = np.stack([normalize_ink(i) for i in images]).reshape(len(images), -1)
     assert np.abs(got - want).max() <= 1
+
+
+def test_the_generators_canvases_are_left_as_they_are_by_the_clutter_step(monkeypatch):
+    """The synthetic generator skips the clutter step on its own canvases (``clean=True``):
+    allowed only because the step changes none of them."""
+    from kanji_lab.data.synthetic import render
+
+    def samples() -> list[np.ndarray]:
+        out = []
+        for family in ("pen", "pencil", "brush", "cursive", "touch"):
+            style = render.writer_style(family, np.random.default_rng(3))
+            for char in CHARS:
+                rng = np.random.default_rng(ord(char))
+                out.append(render.render_strokes(load_strokes(char), style, rng))
+        return out
+
+    skipped = samples()
+    monkeypatch.setattr(
+        render, "normalize_ink", lambda images, clean=False: normalize_ink(images, clean=False)
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(skipped, samples(), strict=True))

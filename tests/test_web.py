@@ -397,3 +397,27 @@ def test_command_line_builds_and_serves(run, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_prior_weight_in_the_page_matches_python(page, sites):
+    """The site carries the log prior of every class; ``kanjiLab.priorWeight`` starts at the
+    site's ``prior=`` (0) and, when set, gives Python's ``top_k(..., prior=w)``, probabilities
+    included."""
+    manifest = json.loads((sites["int8"][0] / "model/model.json").read_text())
+    assert manifest["prior"]["weight"] == 0.0
+    assert len(manifest["prior"]["log"]) == manifest["classes"]
+    page.ready()
+    assert page.tab.evaluate("() => window.kanjiLab.priorWeight") == 0
+    model = sites["int8"][0] / "model/model.int8.onnx"
+    drawing = on_pad(kanjivg(KANJIVG_CHARS[0]))
+    x = (strokes_input([np.asarray(s) for s in drawing]).astype(np.float32) / 127.5 - 1)[None, None]
+    logits = run_session(_session(model), x)
+    for weight in (0.0, 2.0):
+        got = page.tab.evaluate(
+            "async ([d, w]) => { window.kanjiLab.priorWeight = w; "
+            "return await window.kanjiLab.recognize(d, 5); }",
+            [drawing, weight],
+        )
+        want = top_k(logits, labels_of(model), 5, prior=weight)[0]
+        assert [g["char"] for g in got] == [w["char"] for w in want], weight
+        assert np.allclose([g["prob"] for g in got], [w["prob"] for w in want], atol=2e-3)

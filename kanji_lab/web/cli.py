@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from kanji_lab.config import config_dir
 from kanji_lab.errors import reports_user_errors
+from kanji_lab.prior import checked_weight
 from kanji_lab.web.npm import runtime_dir
 from kanji_lab.web.serve import server, url_of
 from kanji_lab.web.site import build_site, describe
@@ -18,7 +19,14 @@ from kanji_lab.web.site import build_site, describe
 def build(cfg: DictConfig) -> dict[str, Any]:
     """Build the site ``cfg`` describes; returns what :func:`build_site` returns."""
     runtime = runtime_dir(Path(cfg.npm.cache_dir), str(cfg.npm.version), cfg.get("ort_dir"))
-    return build_site(Path(cfg.run_dir), Path(cfg.out), runtime, str(cfg.variant), cfg.npm.version)
+    return build_site(
+        Path(cfg.run_dir),
+        Path(cfg.out),
+        runtime,
+        str(cfg.variant),
+        cfg.npm.version,
+        checked_weight(cfg.get("prior")),
+    )
 
 
 def serve_forever(folder: Path, host: str, port: int) -> None:

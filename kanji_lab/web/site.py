@@ -5,7 +5,7 @@ Layout of ``out``::
     index.html app.js normalize.js style.css     the page (copied from ``static/``)
     ort/ort.wasm.bundle.min.mjs, ort/*.wasm      ONNX Runtime Web, WASM backend only
     model/model.int8.onnx (or model.onnx)        the run's exported model
-    model/model.json                             name, classes, size, labels, preprocessing
+    model/model.json                             name, classes, size, labels, preprocessing, prior
 
 Labels and preprocessing settings are read from the ONNX file's own metadata (what
 ``kanji_lab.deploy.onnx_export`` wrote), so the page normalises strokes with the settings the
@@ -22,6 +22,7 @@ from typing import Any
 
 from kanji_lab.deploy.onnx_export import read_metadata
 from kanji_lab.deploy.pipeline import INT8_FILE, ONNX_FILE
+from kanji_lab.prior import checked_weight, log_prior
 from kanji_lab.run_dir import RunDirError
 from kanji_lab.web import WebError
 from kanji_lab.web.npm import PACKAGE, RUNTIME_FILES
@@ -53,8 +54,11 @@ def model_file(run_dir: Path, variant: str) -> Path:
     return path
 
 
-def manifest(path: Path, run_dir: Path, variant: str, ort_version: str) -> dict[str, Any]:
-    """What the page reads before it loads the model."""
+def manifest(
+    path: Path, run_dir: Path, variant: str, ort_version: str, prior: float = 0.0
+) -> dict[str, Any]:
+    """What the page reads before it loads the model; ``prior``: the weight of the
+    character-frequency prior the page starts with (``kanjiLab.priorWeight``)."""
     meta = read_metadata(path)
     preprocessing = meta.get("preprocessing")
     if not isinstance(preprocessing, dict) or "normalize" not in preprocessing:
@@ -71,17 +75,26 @@ def manifest(path: Path, run_dir: Path, variant: str, ort_version: str) -> dict[
         "classes": len(meta["labels"]),
         "labels": meta["labels"],
         "preprocessing": preprocessing,
+        "prior": {
+            "weight": checked_weight(prior),
+            "log": [round(float(v), 4) for v in log_prior(meta["labels"])],
+        },
         "runtime": {"package": PACKAGE, "version": ort_version, "backend": "wasm"},
     }
 
 
 def build_site(
-    run_dir: Path, out: Path, runtime: Path, variant: str = "int8", ort_version: str = ""
+    run_dir: Path,
+    out: Path,
+    runtime: Path,
+    variant: str = "int8",
+    ort_version: str = "",
+    prior: float = 0.0,
 ) -> dict[str, Any]:
     """Write the site for ``run_dir``'s ``variant`` model into ``out``, with the ONNX Runtime
     Web files from the folder ``runtime``; returns the manifest plus the site's file sizes."""
     path = model_file(run_dir, variant)
-    info = manifest(path, run_dir, variant, ort_version)
+    info = manifest(path, run_dir, variant, ort_version, prior)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in OWNED_DIRS:

@@ -173,7 +173,7 @@ def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) ->
     elif style.levels < 256:
         step = 255.0 / (style.levels - 1)
         out = np.round(out / step) * step
-    return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+    return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8), clean=True)
 
 
 def sample_affine(style: WriterStyle, rng: np.random.Generator) -> np.ndarray:

@@ -12,6 +12,9 @@
 //   strokes          a copy of the strokes on the pad
 //   preprocess(strokes)  the model input (Float32Array of size*size) the strokes give
 //   model            name, variant, classes, bytes, runtime (after ready)
+//   priorWeight      weight of the character-frequency prior (0 = the model alone; the site's
+//                    `prior=` after ready): scores are log p(model) + weight x log p(text), as
+//                    kanji_lab.predict's prior=
 //   readyMs          when the model was ready, in ms since navigation started
 //   loadMs           when each loading step ended (script, description, runtime, model,
 //                    session, warmup), in ms since navigation started
@@ -37,6 +40,7 @@ const api = {
   lastResult: null,
   lastTiming: null,
   model: null,
+  priorWeight: 0,
   readyMs: null,
   loadMs: null,
   get strokes() {
@@ -96,6 +100,7 @@ async function load() {
   await infer(new Float32Array(size * size).fill(-1)); // warm-up: the first run allocates
   at.warmup = performance.now();
   api.loadMs = at;
+  api.priorWeight = meta.prior ? meta.prior.weight : 0;
   api.model = {
     name: meta.name,
     arch: meta.arch,
@@ -157,10 +162,23 @@ function infer(input) {
   return run;
 }
 
-function topK(logits, k) {
+// log-softmax of the logits plus the weighted log prior (kanji_lab/prior.py's rescore)
+function scores(logits) {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
-  const probs = Float64Array.from(logits, (v) => Math.exp(v - max));
+  let total = 0;
+  for (const v of logits) total += Math.exp(v - max);
+  const logTotal = Math.log(total);
+  const weight = Number(api.priorWeight) || 0;
+  const prior = engine.meta.prior ? engine.meta.prior.log : null;
+  return Float64Array.from(logits, (v, i) => v - max - logTotal + (weight && prior ? weight * prior[i] : 0));
+}
+
+function topK(logits, k) {
+  const z = scores(logits);
+  let max = -Infinity;
+  for (const v of z) max = Math.max(max, v);
+  const probs = Float64Array.from(z, (v) => Math.exp(v - max));
   const sum = probs.reduce((a, b) => a + b, 0);
   const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a]);
   const labels = engine.meta.labels;
