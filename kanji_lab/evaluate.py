@@ -262,7 +262,7 @@ def score_unseen(
     preds, targets = hits
     mask = targets >= first
     restricted = _Restricted(net, list(range(first, len(labels))), len(labels))
-    only, _ = predict_split(restricted, datamodule, split)
+    only, _, _ = predict_split(restricted, datamodule, split)
 
     def acc(p: np.ndarray, k: int) -> float | None:
         if not mask.any():

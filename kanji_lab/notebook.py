@@ -64,7 +64,8 @@ class LoadedRun:
 
     def predict(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
         """Top-5 class indices ``(N, 5)`` and targets ``(N,)`` of a split, in split order."""
-        return predict_split(self.model, self.datamodule, split)
+        preds, targets, _ = predict_split(self.model, self.datamodule, split)
+        return preds, targets
 
     def images(self, split: str = "test") -> np.ndarray:
         """The uint8 images of a split, in the order :meth:`predict` uses."""
