@@ -40,7 +40,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realsets import TEGAKI_HIRAGANA, TOMOE, make_cells_folder, make_pad_folder  # noqa: E402
-from results_io import RESULTS, ROOT, evaluation, newest, record, run_module  # noqa: E402
+from results_io import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    evaluation,
+    newest,
+    provenance,
+    record,
+    run_module,
+)
 
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
 from kanji_lab.data.synthetic.render import FAMILIES  # noqa: E402
@@ -123,6 +131,7 @@ def main() -> None:
         "train_s": round(train_s, 1),
         "epochs": trained.get("epochs"),
         "sets": sets,
+        "measured": provenance(),
     }
     rows = [r for r in _rows() if r["row"] != args.row] + [row]
     record("ablation_real", {"rows": rows}, _markdown(rows))

@@ -4,6 +4,7 @@ a kanji_lab command and find the run it wrote."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,8 +21,8 @@ RESULTS = ROOT / "experiments" / "results"
 def record(name: str, result: dict[str, Any], markdown: str, readme: bool = True) -> None:
     """Write ``results/<name>.json`` and ``results/<name>.md`` and (unless ``readme`` is false)
     replace the README block between ``<!-- results:<name> -->`` and ``<!-- /results:<name> -->``
-    with ``markdown``."""
-    write_json(RESULTS / f"{name}.json", result)
+    with ``markdown``. The JSON also records what was measured where (:func:`provenance`)."""
+    write_json(RESULTS / f"{name}.json", {**result, "measured": provenance()})
     write_text(RESULTS / f"{name}.md", markdown.strip() + "\n")
     if not readme:
         return
@@ -30,6 +31,27 @@ def record(name: str, result: dict[str, Any], markdown: str, readme: bool = True
     pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
     if pattern.search(text):
         write_text(readme, pattern.sub(lambda m: m[1] + markdown.strip() + "\n" + m[2], text))
+
+
+def provenance() -> dict[str, Any]:
+    """The commit (and whether the tree was dirty), date, machine, package versions and the
+    exact command of a measurement."""
+    import importlib.metadata
+    import platform
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    packages = ("torch", "numpy", "onnxruntime", "lightning", "scipy")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()} {platform.processor() or ''} cores={os.cpu_count()}",
+        "packages": {p: importlib.metadata.version(p) for p in packages},
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
 
 
 def table(rows: list[tuple[str, Any]]) -> str:

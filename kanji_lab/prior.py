@@ -39,7 +39,12 @@ class PriorError(UserError, ValueError):
 
 def checked_weight(value: float | str | None) -> float:
     """The prior's weight from a config value (None: 0, off); negative weights are refused."""
-    weight = float(value or 0.0)
+    try:
+        weight = float(value or 0.0)
+    except (TypeError, ValueError):
+        raise PriorError(
+            f"prior={value}: the prior's weight must be a number, 0 (off) or more"
+        ) from None
     if not weight >= 0:
         raise PriorError(f"prior={value}: the prior's weight must be 0 (off) or positive")
     return weight

@@ -52,6 +52,8 @@ def test_negative_weights_are_refused_with_a_message():
     assert checked_weight(None) == 0.0 and checked_weight("0.3") == 0.3
     with pytest.raises(PriorError, match="must be 0 .off. or positive"):
         checked_weight(-1)
+    with pytest.raises(PriorError, match="must be a number"):
+        checked_weight("often")
     with pytest.raises(PriorError):
         rescore(np.zeros((1, 2)), np.zeros(2), -0.5)
 
