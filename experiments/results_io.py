@@ -1,5 +1,9 @@
-"""Shared by the experiment scripts: write a results file and copy its table into the README; run
-a kanji_lab command and find the run it wrote."""
+"""Shared by the experiment scripts: write a results file and copy its table into
+``experiments/README.md`` (the results book; the top-level README holds no figures); run a
+kanji_lab command and find the run it wrote.
+
+A results block is the text between ``<!-- results:<name> -->`` and ``<!-- /results:<name> -->``;
+it always equals :func:`block` of its name (``tests/test_docs.py`` checks every one)."""
 
 from __future__ import annotations
 
@@ -16,21 +20,45 @@ from kanji_lab.atomic import write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
+# the document whose results blocks the scripts rewrite, relative to ROOT
+DOC = Path("experiments") / "README.md"
+# a block whose results file does not exist yet
+NOT_MEASURED = "Not measured yet (no `experiments/results/{name}.json`): its script writes this."
 
 
 def record(name: str, result: dict[str, Any], markdown: str, readme: bool = True) -> None:
     """Write ``results/<name>.json`` and ``results/<name>.md`` and (unless ``readme`` is false)
-    replace the README block between ``<!-- results:<name> -->`` and ``<!-- /results:<name> -->``
-    with ``markdown``. The JSON also records what was measured where (:func:`provenance`)."""
+    replace the block between ``<!-- results:<name> -->`` and ``<!-- /results:<name> -->`` of
+    ``experiments/README.md`` with :func:`block` (``markdown``). The JSON also records what was
+    measured where (:func:`provenance`)."""
     write_json(RESULTS / f"{name}.json", {**result, "measured": provenance()})
     write_text(RESULTS / f"{name}.md", markdown.strip() + "\n")
     if not readme:
         return
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.S)
+    doc = ROOT / DOC
+    text = doc.read_text()
+    pattern = _pattern(re.escape(name))
     if pattern.search(text):
-        write_text(readme, pattern.sub(lambda m: m[1] + markdown.strip() + "\n" + m[2], text))
+        write_text(doc, pattern.sub(lambda m: m[1] + block(name) + m[4], text))
+
+
+def block(name: str) -> str:
+    """What the results block ``name`` holds: the markdown :func:`record` wrote with
+    ``results/<name>.json`` (``results/<name>.md``), or :data:`NOT_MEASURED` while there is no
+    such results file."""
+    if not (RESULTS / f"{name}.json").is_file():
+        return NOT_MEASURED.format(name=name) + "\n"
+    return (RESULTS / f"{name}.md").read_text().strip() + "\n"
+
+
+def blocks(text: str) -> dict[str, str]:
+    """The results blocks of a document: name -> the text between its two markers."""
+    return {m[2]: m[3] for m in _pattern(r"\w+").finditer(text)}
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    """Groups: the opening marker line, the name, the block, the closing marker."""
+    return re.compile(rf"(<!-- results:({name}) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
 def provenance() -> dict[str, Any]:

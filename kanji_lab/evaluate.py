@@ -1,4 +1,23 @@
-"""``python -m kanji_lab.evaluate run_dir=<run> data=<source>``: score a finished run's model."""
+"""``python -m kanji_lab.evaluate run_dir=<run> data=<source>``: score a finished run's model.
+
+Which samples (:func:`choose_split`, :func:`writers_split`): without ``data=`` the run's own data
+and its test split; with another source every sample, except on a source that shares writers with
+the training data (``data=etl9b`` for an ``etl9g`` run, ``etl9g`` for a ``combined_all_etl`` run,
+synthetic data of the run's generator seed): then only the writers the run neither trained nor
+validated on (split ``unseen_writers``), said in the log and in ``metrics.json`` ``writers_note``,
+and refused when the training data cannot be opened to tell them apart. ``split=train|val|test``
+overrides; ``split=all`` scores every sample and notes how many came from training writers.
+
+``metrics.json`` (in ``outputs/evaluate/runs/<time>/``): top-1, top-5, accuracy per source (style
+family or ETL part) and per class, the most confused pairs (``confusions``); samples whose
+character is not in the model's vocabulary are counted and listed apart (``out_of_vocabulary``),
+never scored as errors. ``prior=<weight>`` or a list adds ``"prior": [{"weight", "top1"}]`` under
+the character-frequency prior (:mod:`kanji_lab.prior`); the plain ``top1`` is always the model
+alone. ``zero_shot.classes`` (HierCode only; models with a weight row per class refuse it) adds
+characters to the labels, coded from the slots training knows (slots it never saw are listed), and
+reports them under ``zero_shot``: top-1 and top-5 among all classes and among the unseen ones only,
+each with its chance level.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,23 @@
-"""Run directories: what a run leaves behind, and the checks that make resuming safe."""
+"""Run directories: what a run leaves behind, and the checks that make resuming safe.
+
+``python -m kanji_lab <the same overrides> resume=<run dir>`` continues a run in its own directory
+from ``checkpoints/last.ckpt``: epoch, optimizer, LR schedule, random generators, best metric,
+early-stopping counter and the batch order (shuffling depends only on seed and epoch), so an
+interrupted and resumed run ends with the weights of an uninterrupted one.
+
+Kept: every row of ``csv/metrics.csv`` up to the checkpoint it continues from (rows logged after it
+are dropped and logged again, :mod:`kanji_lab.loggers`), the same W&B run (its id in
+``wandb/run_id``), the energy of every finished epoch (``emissions.json`` is updated at each epoch
+end), the checkpoints and ``config.yaml``. Lost: the part of the epoch the run was killed in. Every
+file is written under a temporary name and renamed (:mod:`kanji_lab.atomic`), and the temporaries a
+killed process left are removed when the run starts again.
+
+A resume is refused, naming the key, when anything that changes the result differs from the
+original ``config.yaml`` (the sections in ``_MUST_MATCH``: data, model, augmentation, batch size,
+seed, quantization, trainer settings such as ``trainer.max_epochs``, which rescales the LR
+schedule, and callbacks); what only changes what is shown, logged or exported may differ
+(``_MAY_DIFFER``). A fresh run refuses a directory that already holds checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from kanji_lab.atomic import remove_stale, write_text
+from kanji_lab.errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -37,10 +57,6 @@ _MAY_DIFFER = {
     "callbacks": {"progress_bar", "lr_monitor", "carbon", "onnx_export"},
 }
 _ABSENT = "<not set>"
-
-
-class RunDirError(ValueError):
-    """A run directory cannot be used as asked; the message says what to do instead."""
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

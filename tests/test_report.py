@@ -130,7 +130,8 @@ def test_quick_throughput_run_leaves_the_readme_figures_alone(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "experiments"))
     results_io = importlib.import_module("results_io")
     bench = importlib.import_module("bench_throughput")
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "experiments" / "README.md"
+    readme.parent.mkdir()
     readme.write_text(
         "<!-- results:bench_throughput -->\nfull figures\n<!-- /results:bench_throughput -->\n"
     )

@@ -1,4 +1,25 @@
-"""One LightningDataModule for every data source."""
+"""One LightningDataModule for every data source.
+
+The source's cache is split by writer (:mod:`kanji_lab.data.splits`); batches are index batches
+whose order depends only on the seed and the epoch (:class:`EpochBatchSampler`), so a resumed run
+sees the batches it would have seen. Augmentation runs batched on the training device
+(``on_after_batch_transfer``). Batches take one of two paths:
+
+- streamed: a DataLoader gathers each batch from the memory-mapped cache on the host;
+- resident (``perf.in_memory``; ``auto`` on a GPU when the images take at most half its free
+  memory): every uint8 image is held on the training device and batches are row indices there
+  (:class:`ResidentBatches`), so no image crosses from the host per step. The device is the
+  trainer's (``trainer.strategy.root_device``), taken when Lightning sets the data up for ``fit``,
+  ``validate``, ``test`` or ``predict``; a set-up without a trainer (e.g. to read the labels)
+  holds nothing yet.
+
+Under DDP each rank trains on its own shard of every epoch, on both paths: Lightning shards the
+DataLoader; the resident path applies the same rule itself (the epoch's batches permuted by the
+global seed plus the epoch, padded with their first batches to a multiple of the number of ranks
+W, rank r taking batches r, r + W, ...), so both paths give each rank the same batches, disjoint
+across ranks and together the whole training split (padding repeats at most W - 1 batches).
+Evaluation loaders are sharded the same way without shuffling, prediction without padding.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,28 @@
 """The built-in synthetic data source (``data=synthetic``): handwriting generated on first use.
 
-Each synthetic writer is one style seed of a family: ``pen``, ``pencil``, ``brush`` and
-``cursive`` writers draw KanjiVG strokes by hand (see :mod:`kanji_lab.data.synthetic.render`),
-``font`` writers copy glyphs of the configured fonts with distortions (see
-:mod:`kanji_lab.data.synthetic.fonts`); ``form`` writers write by hand in the cells of a sheet,
-each character cut out with fragments of its neighbours and sometimes the sheet's grid (see
-:mod:`kanji_lab.data.forms`).
-Every writer writes every class once; its family becomes the sample's source name
-(``synthetic/brush``), so results can be reported per style family.
+Each synthetic writer is one style seed of a family (``data.writers.<family>`` writers each).
+Hand-drawn families draw KanjiVG strokes (see :mod:`kanji_lab.data.synthetic.render`):
+
+- ``pen``: even lines, small pressure changes;
+- ``pencil``: faint, grainy, unsteady lines;
+- ``brush``: width that changes along the stroke, entry press, tome / hane / harai endings,
+  dry-brush gaps;
+- ``cursive``: fast semi-cursive, rounded and simplified strokes joined by thin trails;
+- ``touch``: finger or stylus on a screen: thin even lines, slightly wobbly, written large or
+  small on the pad, often stored binary.
+
+Each writer has its own slant, size, thickness, per-stroke looseness (each stroke turned and
+stretched on its own) and proportions (parts of a character wider or narrower); each sample adds
+its own distortion and a scan (blur, noise, grey levels or binarisation, resolution). ``font``
+writers copy glyphs of the configured fonts with distortion and ``print`` writers scan them as
+printed text (exact glyphs, blur, noise, threshold, low resolution; see
+:mod:`kanji_lab.data.synthetic.fonts`). ``form`` writers (a pen, pencil, cursive or brush hand)
+write in the cells of a sheet, each character cut out with fragments of its neighbours and
+sometimes the sheet's grid (see :mod:`kanji_lab.data.forms`). Every image then goes through the
+shared normalisation (:func:`kanji_lab.data.normalize.normalize_ink`).
+Every writer writes every class once (each kana ``data.kana_copies`` times, drawn anew); its family
+becomes the sample's source name (``synthetic/brush``), so results can be reported per style
+family.
 
 Generation is deterministic: sample ``(writer, character)`` draws its randomness from
 ``(seed, writer id, code point)`` only, so the arrays do not depend on the number of processes.

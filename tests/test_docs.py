@@ -1,0 +1,79 @@
+"""The documents: the README stays a short manual whose two commands work, and every results
+block (README or experiments/README.md) is what its script wrote into experiments/results/."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+EXPERIMENTS = ROOT / "experiments" / "README.md"
+MAIN_JOB = (
+    "python3 -m venv .venv && .venv/bin/pip install -q torch==2.13.0 -e . "
+    "&& .venv/bin/python -m kanji_lab"
+)
+
+
+@pytest.fixture(scope="module")
+def results_io():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        yield importlib.import_module("results_io")
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+
+
+def _fenced_lines(text: str) -> list[str]:
+    """The lines inside the document's code fences."""
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            inside = not inside
+        elif inside:
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("doc", [README, EXPERIMENTS], ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_results_block_equals_its_results_file(doc, results_io):
+    blocks = results_io.blocks(doc.read_text())
+    stale = [name for name, text in blocks.items() if text != results_io.block(name)]
+    assert not stale, (
+        f"{doc.name}: blocks {stale} differ from experiments/results/<name>.md; rerun their "
+        "scripts, never edit a block by hand"
+    )
+
+
+def test_the_results_book_holds_the_blocks_and_the_readme_none(results_io):
+    assert not results_io.blocks(README.read_text()), "figures live in experiments/README.md"
+    names = results_io.blocks(EXPERIMENTS.read_text())
+    assert {"default_run", "ablation_real", "bench_models", "bench_web"} <= set(names)
+
+
+def test_results_io_writes_its_blocks_into_the_results_book(results_io):
+    assert results_io.ROOT / results_io.DOC == EXPERIMENTS
+
+
+def test_readme_is_a_short_manual():
+    import re
+
+    text = README.read_text()
+    assert len(text.splitlines()) <= 350
+    # measured figures live in experiments/README.md, written by the scripts
+    assert not re.findall(r"\d+(?:\.\d+)? ?%", text)
+
+
+def test_readme_keeps_the_two_commands_of_a_fresh_machine():
+    fenced = _fenced_lines(README.read_text())
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
+    assert MAIN_JOB in fenced
+    assert ci[-1] in fenced, "the README's test command must be .ci/run's last line, verbatim"
+
+
+def test_readme_links_resolve():
+    import re
+
+    for target in re.findall(r"\]\(([^)#:]+)\)", README.read_text()):
+        assert (ROOT / target).exists(), target
