@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 from omegaconf import OmegaConf
 
-from kanji_lab.data import cache, sources
+from kanji_lab.data import cache, cache_writer, sources
 from kanji_lab.data.datamodule import CharacterDataModule
 
 AUGMENT = {"rotate": 8.0, "scale": [0.85, 1.1], "shear": 0.15, "translate": 0.06, "thickness": 0.5}
@@ -36,7 +36,7 @@ def bench_source(cfg, progress: bool) -> Path:
         sources=np.zeros(n),
         source_names=["bench"],
     )
-    return cache.write_cache(folder, data, fingerprint)
+    return cache_writer.write_cache(folder, data, fingerprint)
 
 
 def bench_datamodule(

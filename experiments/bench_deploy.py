@@ -40,7 +40,7 @@ from kanji_lab.deploy.pipeline import (
     bnb_file,
     export_all,
 )
-from kanji_lab.models.weights import load_weights, read_metadata
+from kanji_lab.deploy.weights import load_weights, read_metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results_io import ROOT, record  # noqa: E402

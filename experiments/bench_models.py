@@ -41,7 +41,7 @@ from realsets import TOMOE  # noqa: E402
 from results_io import RESULTS, evaluation, newest, record, run_module  # noqa: E402
 
 from kanji_lab.data.charsets import etl9g_classes, zero_shot_split  # noqa: E402
-from kanji_lab.models.weights import load_weights  # noqa: E402
+from kanji_lab.deploy.weights import load_weights  # noqa: E402
 
 FAMILIES = ("pen", "pencil", "brush", "cursive", "font")
 MODELS = {

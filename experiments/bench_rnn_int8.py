@@ -35,7 +35,7 @@ from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.deploy.int8 import quantize_int8
 from kanji_lab.deploy.onnx_export import export_onnx, read_metadata, run_session, session
 from kanji_lab.deploy.pipeline import ONNX_FILE, calibration_batches
-from kanji_lab.models.weights import load_weights
+from kanji_lab.deploy.weights import load_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_deploy import test_split  # noqa: E402

@@ -282,7 +282,7 @@ class RowRecorder(pl.LightningModule):
 
 
 def check_nvml(ctx: Context, shared: dict) -> dict:
-    from kanji_lab.callbacks.energy import cuda_identity, gpu_meter
+    from kanji_lab.energy import cuda_identity, gpu_meter
 
     try:
         import pynvml  # noqa: F401

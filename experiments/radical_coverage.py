@@ -24,13 +24,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from results_io import record  # noqa: E402
 
+from kanji_lab.data import radicals  # noqa: E402
 from kanji_lab.data.charsets import (  # noqa: E402
     etl9g_classes,
     hiragana_row,
     katakana,
     zero_shot_split,
 )
-from kanji_lab.models import radicals  # noqa: E402
 from kanji_lab.models.hiercode import code_slots, label_codes  # noqa: E402
 
 

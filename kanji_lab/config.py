@@ -52,7 +52,9 @@ def data_config(name: str, **values: Any) -> DictConfig:
 
 
 def user_cache_dir() -> str:
-    """``$XDG_CACHE_HOME/kanji_lab``, else ``~/.cache/kanji_lab``."""
+    """``$KANJI_LAB_CACHE``, else ``$XDG_CACHE_HOME/kanji_lab``, else ``~/.cache/kanji_lab``."""
+    if os.environ.get("KANJI_LAB_CACHE"):
+        return os.environ["KANJI_LAB_CACHE"]
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return str(Path(base) / "kanji_lab")
 

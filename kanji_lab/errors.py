@@ -7,13 +7,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kanji_lab.run_dir import RunDirError
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DataSourceError(ValueError):
     """A data source cannot be used as configured; the message says how to fix it."""
+
+
+class RunDirError(ValueError):
+    """A run directory cannot be used as asked; the message says what to do instead."""
 
 
 class UserError(Exception):

@@ -34,28 +34,27 @@ from tqdm import tqdm
 
 from kanji_lab.atomic import write_json
 from kanji_lab.config import config_dir
-from kanji_lab.data.charsets import resolve_classes
+from kanji_lab.data.charsets import resolve_classes, script_of
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
+from kanji_lab.deploy.weights import WEIGHTS_FILE, load_weights
 from kanji_lab.errors import DataSourceError, reports_user_errors
-from kanji_lab.models.weights import load_weights
 from kanji_lab.prior import checked_weight, log_prior, rescore
 from kanji_lab.run_dir import CONFIG_FILE, RunDirError
 
 log = logging.getLogger(__name__)
-WEIGHTS = "model.safetensors"
 
 
 def load_run(run_dir: Path) -> tuple[torch.nn.Module, list[str], DictConfig]:
     """The model, its labels and the training config of a finished run."""
     run_dir = Path(run_dir)
-    weights = run_dir / WEIGHTS
+    weights = run_dir / WEIGHTS_FILE
     if not run_dir.is_dir():
         raise RunDirError(f"run_dir={run_dir}: no such directory")
     if not weights.is_file():
         raise RunDirError(
-            f"run_dir={run_dir}: no {WEIGHTS}; pass the directory of a training run that finished "
-            "(runs go under outputs/train/runs/ by default)"
+            f"run_dir={run_dir}: no {WEIGHTS_FILE}; pass the directory of a training run that "
+            "finished (runs go under outputs/train/runs/ by default)"
         )
     net, meta = load_weights(weights)
     warn_if_normalised_otherwise(meta["preprocessing"].get("normalize"))
@@ -215,12 +214,8 @@ def score(
         per_class[labels[cls]] = {"n": int(mask.sum()), "acc": float(hit1[mask].mean())}
     wrong = zip(t[~hit1].tolist(), p[~hit1, 0].tolist(), strict=True)
     pairs = Counter(wrong).most_common(top)
-    known_sources = np.asarray(sources)[known]
-    per_source = {
-        name: {"n": int(mask.sum()), "acc": float(hit1[mask].mean())}
-        for name in sorted(set(known_sources))
-        for mask in [known_sources == name]
-    }
+    per_source = accuracy_by(np.asarray(sources)[known], hit1)
+    per_script = accuracy_by(np.array([script_of(labels[c]) for c in t], dtype=object), hit1)
     return {
         "samples": int(len(targets)),
         "scored": int(known.sum()),
@@ -231,7 +226,17 @@ def score(
             {"true": labels[a], "predicted": labels[b], "count": n} for (a, b), n in pairs
         ],
         "per_source": per_source,
+        "per_script": per_script,
         "per_class": per_class,
+    }
+
+
+def accuracy_by(groups: np.ndarray, hit: np.ndarray) -> dict[str, dict[str, float | int]]:
+    """Sample count and top-1 of each group (a source, a script) of the scored samples."""
+    return {
+        str(name): {"n": int(mask.sum()), "acc": float(hit[mask].mean())}
+        for name in sorted(set(groups.tolist()))
+        for mask in [groups == name]
     }
 
 
@@ -248,7 +253,7 @@ def add_unseen_classes(
             f"zero_shot.classes: this model ({type(net).__name__}) has one weight row per class "
             "and cannot score characters it was not trained on; use a model=hiercode run"
         )
-    unseen = [c for c in resolve_classes(spec) if c not in labels]
+    unseen = [c for c in resolve_classes(spec, "zero_shot.classes") if c not in labels]
     unknown = net.extend_labels(unseen)
     return [*labels, *unseen], unseen, unknown
 
@@ -361,7 +366,9 @@ def _print(metrics: dict[str, Any], out: Path) -> None:
             f"  {name}: top-1 {pct(v['acc'])} of {v['n']}\n"
             for name, v in metrics["per_source"].items()
         )
-        + "  most confused: "
+        + "  by script: "
+        + ", ".join(f"{k} {pct(v['acc'])} of {v['n']}" for k, v in metrics["per_script"].items())
+        + "\n  most confused: "
         + ", ".join(
             f"{c['true']}->{c['predicted']} x{c['count']}" for c in metrics["confused_pairs"][:8]
         )

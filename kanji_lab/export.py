@@ -17,9 +17,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.deploy.pipeline import ExportSettings, Model, export_all, summary
+from kanji_lab.deploy.weights import WEIGHTS_FILE, read_metadata
 from kanji_lab.errors import reports_user_errors
-from kanji_lab.evaluate import WEIGHTS, load_run
-from kanji_lab.models.weights import read_metadata
+from kanji_lab.evaluate import load_run
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """Export the run ``cfg.run_dir``; returns the check report."""
     run_dir = Path(cfg.run_dir)
     net, labels, train_cfg = load_run(run_dir)
-    meta = read_metadata(run_dir / WEIGHTS)
+    meta = read_metadata(run_dir / WEIGHTS_FILE)
     settings = settings_from(cfg.export)
     datamodule = _training_data(train_cfg, cfg, labels) if settings.int8 else None
     model = Model(net, meta["arch"], meta["net"], labels)

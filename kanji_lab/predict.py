@@ -30,9 +30,8 @@ from kanji_lab.deploy import bnb
 from kanji_lab.deploy.onnx_export import read_metadata as onnx_metadata
 from kanji_lab.deploy.onnx_export import run_session, session
 from kanji_lab.deploy.pipeline import INT8_FILE, ONNX_FILE, bnb_file
+from kanji_lab.deploy.weights import WEIGHTS_FILE, load_weights, read_metadata
 from kanji_lab.errors import reports_user_errors
-from kanji_lab.evaluate import WEIGHTS
-from kanji_lab.models.weights import load_weights, read_metadata
 from kanji_lab.prior import checked_weight, log_prior, rescore
 from kanji_lab.run_dir import RunDirError
 
@@ -72,7 +71,7 @@ def load_backend(
     if backend in ("onnx", "int8"):
         return _onnx_backend(run_dir / (ONNX_FILE if backend == "onnx" else INT8_FILE), threads)
     if backend == "torch":
-        net, meta = load_weights(_required(run_dir / WEIGHTS))
+        net, meta = load_weights(_required(run_dir / WEIGHTS_FILE))
     elif backend == "nf4":
         net, meta = _nf4(run_dir)
     else:
@@ -96,8 +95,8 @@ def _nf4(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     stored = run_dir / bnb_file("nf4")
     if stored.is_file():
         return bnb.load_quantized(stored)
-    log.info("%s not found: quantizing %s to NF4 in memory", stored.name, WEIGHTS)
-    net, meta = load_weights(_required(run_dir / WEIGHTS))
+    log.info("%s not found: quantizing %s to NF4 in memory", stored.name, WEIGHTS_FILE)
+    net, meta = load_weights(_required(run_dir / WEIGHTS_FILE))
     quantized, _ = bnb.quantize_linears(net, "nf4")
     return quantized, meta
 
@@ -113,7 +112,10 @@ def _torch_logits(net: torch.nn.Module) -> Logits:
 def trained_normalization(run_dir: Path) -> Settings | None:
     """The image normalisation the run's model was trained with, from its weights or ONNX
     metadata; None (this version's) for models that predate it."""
-    for path, read in ((run_dir / WEIGHTS, read_metadata), (run_dir / ONNX_FILE, onnx_metadata)):
+    for path, read in (
+        (run_dir / WEIGHTS_FILE, read_metadata),
+        (run_dir / ONNX_FILE, onnx_metadata),
+    ):
         if path.is_file():
             return read(path).get("preprocessing", {}).get("normalize")
     return None

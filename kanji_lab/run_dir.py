@@ -27,6 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from kanji_lab.atomic import remove_stale, write_text
+from kanji_lab.errors import RunDirError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -56,10 +57,6 @@ _MAY_DIFFER = {
     "callbacks": {"progress_bar", "lr_monitor", "carbon", "onnx_export"},
 }
 _ABSENT = "<not set>"
-
-
-class RunDirError(ValueError):
-    """A run directory cannot be used as asked; the message says what to do instead."""
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

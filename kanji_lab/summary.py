@@ -33,5 +33,8 @@ def print_summary(metrics: dict[str, Any]) -> None:
             f"  energy {emissions['kwh']:.3g} kWh   carbon {1000 * emissions['kg_co2e']:.3g} g CO2e"
             f" ({emissions['method']})"
         )
+    if error := metrics.get("export_error"):
+        lines.append(f"  EXPORT FAILED: {error}")
+        lines.append(f"  re-export: python -m kanji_lab.export run_dir={metrics['run_dir']}")
     lines.append(f"  run directory: {metrics['run_dir']}")
     print("\n".join(lines), flush=True)

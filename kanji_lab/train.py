@@ -15,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from kanji_lab.atomic import write_json
 from kanji_lab.callbacks.carbon import read_emissions
-from kanji_lab.callbacks.checkpoint_io import AtomicCheckpointIO
 from kanji_lab.callbacks.onnx_export import export_settings
 from kanji_lab.callbacks.process_group import ProcessGroupAtExit
 from kanji_lab.callbacks.rng_state import RNGState
+from kanji_lab.checkpoint_io import AtomicCheckpointIO
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.deploy.run_files import best_checkpoint, write_run_files
@@ -114,8 +114,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.perf_counter()
     files: list[Path] = []
+    export: dict[str, Any] | None = None
     if trainer.is_global_zero:
-        files, _ = write_run_files(run_dir, trainer, model, datamodule, export_settings(trainer))
+        files, export = write_run_files(
+            run_dir, trainer, model, datamodule, export_settings(trainer)
+        )
     timings["export_s"] = time.perf_counter() - start
 
     metrics = {
@@ -136,6 +139,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "emissions": read_emissions(run_dir),
         # what the data source warned of (e.g. data=folder without writers: a per-sample split)
         "data_warnings": list(datamodule.data.info.get("warnings", [])),
+        "export_error": export.get("error") if export else None,
         "run_dir": str(run_dir),
     }
     if trainer.is_global_zero:

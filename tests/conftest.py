@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kanji_lab.config import config_dir
-from kanji_lab.data import cache, sources
+from kanji_lab.data import cache, cache_writer, sources
 
 TINY_CLASSES = "亜唖娃阿哀"
 
@@ -45,7 +45,7 @@ def build_tiny(cfg: DictConfig, progress: bool) -> Path:
         sources=np.array(styles),
         source_names=["tiny/a", "tiny/b"],
     )
-    return cache.write_cache(folder, data, fingerprint)
+    return cache_writer.write_cache(folder, data, fingerprint)
 
 
 @pytest.fixture

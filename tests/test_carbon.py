@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kanji_lab.callbacks import energy
+from kanji_lab import energy
 from kanji_lab.callbacks.carbon import GRID_INTENSITY, grid_intensity
 from kanji_lab.train import train
 from tests.conftest import compose_train, tiny_overrides

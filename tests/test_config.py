@@ -87,7 +87,7 @@ def test_cli_bad_input_exits_with_one_clear_line(tmp_path):
 @pytest.mark.parametrize(
     "override, says",
     [
-        ("model.net.codebook=tree", "model.net of 'hiercode': codebook must be one of"),
+        ("+model.net.codebook=tree", "model.net of 'hiercode': codebook was removed"),
         ("+model.net.nonsense=1", "unexpected keyword argument 'nonsense'"),
     ],
 )

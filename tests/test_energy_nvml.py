@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from kanji_lab.callbacks import energy
+from kanji_lab import energy
 
 # a machine with four GPUs, by NVML (PCI) order; each counter climbs by its own step per read
 GPUS = [

@@ -9,8 +9,8 @@ import torch
 
 from kanji_lab.deploy.int8 import top1_agreement
 from kanji_lab.deploy.onnx_export import read_metadata, run_session, session
+from kanji_lab.deploy.weights import load_weights
 from kanji_lab.export import export
-from kanji_lab.models.weights import load_weights
 from kanji_lab.run_dir import RunDirError
 from tests.conftest import TINY_CLASSES, compose_app
 from tests.deploy_run import deploy_run
@@ -133,3 +133,25 @@ def test_every_deployment_file_holds_the_best_weights_without_a_test(tmp_path):
     x = fixture_images(8)
     want = net(torch.from_numpy(x)).detach().numpy()
     assert np.abs(run_session(session(run / "model.onnx"), x) - want).max() <= 1e-4
+
+
+def test_a_failed_export_check_keeps_the_trained_run(tmp_path, monkeypatch, capsys):
+    """An export check that fails after training ends the run normally: weights, checkpoints and
+    metrics stay, export.json and the summary say what failed and how to re-export."""
+    from kanji_lab.deploy import run_files
+    from kanji_lab.deploy.onnx_export import ExportError
+    from kanji_lab.train import train
+    from tests.conftest import compose_train, tiny_overrides
+
+    def failing(*args, **kwargs):
+        raise ExportError("model.onnx: ONNX Runtime differs from PyTorch at batch 1")
+
+    monkeypatch.setattr(run_files, "export_all", failing)
+    run = tmp_path / "run"
+    metrics = train(compose_train([*tiny_overrides(), "debug=fdr"], run, tmp_path / "cache"))
+    assert (run / "model.safetensors").is_file() and (run / "metrics.json").is_file()
+    assert "differs from PyTorch" in metrics["export_error"]
+    report = json.loads((run / "export.json").read_text())
+    assert report["reexport"] == f"python -m kanji_lab.export run_dir={run}"
+    out = capsys.readouterr().out
+    assert "EXPORT FAILED" in out and f"re-export: python -m kanji_lab.export run_dir={run}" in out

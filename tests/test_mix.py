@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from kanji_lab.config import config_dir
-from kanji_lab.data import cache, sources
+from kanji_lab.data import cache_writer, sources
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.errors import DataSourceError
 from tests.conftest import TINY_CLASSES
@@ -47,7 +47,7 @@ def test_extra_only_for_classes_with_few_samples_and_cache_reused(tmp_path, monk
     cfg = _cfg(tmp_path, extra=["synthetic"], extra_below=11)  # every tiny class has 10 samples
     first = sources.build_cache(cfg)
     assert first.name.startswith("mix-")
-    monkeypatch.setattr(cache, "write_cache", lambda *a, **k: pytest.fail("rebuilt"))
+    monkeypatch.setattr(cache_writer, "write_cache", lambda *a, **k: pytest.fail("rebuilt"))
     assert sources.build_cache(cfg) == first
     monkeypatch.undo()
     enough = sources.build_cache(_cfg(tmp_path, extra=["synthetic"], extra_below=10))

@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from kanji_lab.config import config_dir
+from kanji_lab.data import radicals
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
+from kanji_lab.data.synthetic.render import FAMILIES as SYNTHETIC_FAMILIES
+from kanji_lab.deploy.weights import load_weights, read_metadata, save_weights
+from kanji_lab.errors import NetworkConfigError
 from kanji_lab.evaluate import evaluate, load_run
-from kanji_lab.models import radicals
 from kanji_lab.models.hiercode import code_slots
 from kanji_lab.models.profile import count_macs, profile
 from kanji_lab.models.registry import architectures, build_network
-from kanji_lab.models.weights import load_weights, save_weights
 from kanji_lab.run_dir import RunDirError
 from kanji_lab.train import train
 from tests.conftest import compose_app, compose_train, tiny_overrides
@@ -54,6 +56,25 @@ def test_rebuilt_from_config_and_labels(arch, tmp_path):
     torch.testing.assert_close(again(x), net(x))
 
 
+@pytest.mark.parametrize("arch", ["rnn", "hiercode"])
+def test_model_files_load_the_same_with_another_kanjivg(arch, tmp_path, monkeypatch):
+    """What a network derived from KanjiVG travels in its file: a machine whose KanjiVG splits
+    characters otherwise (here: no character splits at all) rebuilds the same model."""
+    net = small(arch).eval()
+    path = save_weights(tmp_path / "m.safetensors", net, arch, SMALL[arch], LABELS)
+    meta = read_metadata(path)
+    assert meta["kanjivg"] == radicals.kanjivg_version() and meta["stored"]
+    monkeypatch.setattr(radicals, "decompose", radicals.atomic)
+    monkeypatch.setattr(radicals, "components", lambda char: (char,))
+    monkeypatch.setattr(radicals, "vocabulary", lambda chars: list(chars))
+    again, _ = load_weights(path)
+    x = torch.randn(2, 1, 64, 64)
+    torch.testing.assert_close(again(x), net(x))
+    if arch == "hiercode":
+        assert again.slots == net.slots
+        torch.testing.assert_close(again.codes, net.codes)
+
+
 def test_profile_counts_recurrent_layers():
     with_rnn = count_macs(small("rnn"))
     stats = profile(small("rnn"))
@@ -86,11 +107,24 @@ def test_rnn_aux_targets_match_the_radical_data():
 
 def test_rnn_aux_loss_is_weighted_and_can_be_off():
     x, y = torch.randn(3, 1, 64, 64), torch.tensor([0, 1, 2])
-    _, terms = small("rnn", aux_weight=0.5).loss_terms(x, y)
+    net = small("rnn", aux_weight=0.5)
+    terms = net.extra_losses(net.train_outputs(x), y)
     assert set(terms) == {"aux_components"} and terms["aux_components"] > 0
     off = small("rnn", aux_weight=0.0)
     assert not hasattr(off, "aux_head")
-    assert off.loss_terms(x, y)[1] == {}
+    outputs = off.train_outputs(x)
+    assert len(outputs) == 1 and off.extra_losses(outputs, y) == {}
+
+
+@pytest.mark.parametrize(
+    ("arch", "option", "kept"),
+    [("hiercode", "codebook", "slots"), ("hiercode", "margin", 0.0), ("rnn", "read", "columns")],
+)
+def test_removed_options_load_at_their_kept_value_and_refuse_others(arch, option, kept):
+    net = small(arch, **{option: kept})
+    assert not hasattr(net, option)
+    with pytest.raises(NetworkConfigError, match=f"{option} was removed"):
+        small(arch, **{option: "other"})
 
 
 def test_hiercode_has_no_weight_row_per_class():
@@ -101,7 +135,7 @@ def test_hiercode_has_no_weight_row_per_class():
 
 
 def test_hiercode_class_embeddings_use_the_prototypes():
-    net = small("hiercode", codebook="slots")
+    net = small("hiercode")
     before = net.class_embeddings().detach().clone()
     with torch.no_grad():
         net.prototypes[net.slot_index["c:日"]] += 1.0
@@ -127,55 +161,6 @@ def test_hiercode_scores_a_character_it_was_not_trained_on():
     assert torch.isfinite(logits).all() and logits[:, -1].abs().sum() > 0
     ming, qing = net.class_embeddings()[[LABELS.index("明"), -1]]
     assert torch.dot(ming, qing) > 0  # they share prototypes
-
-
-def test_factored_hiercode_knows_a_seen_component_in_a_new_place():
-    # 木 is trained as the left part (林 休 体) and the top (森), never as 杏's top
-    net = small("hiercode", codebook="factored").eval()
-    assert "C0:木" in net.slots and "C1:口" not in net.slots and "c:口" in net.slots
-    plain = small("hiercode", codebook="slots").eval()
-    assert "C1:口" in plain.extend_labels(["杏"])["杏"]
-    unknown = net.extend_labels(["杏"])  # 木 over 口
-    assert "C1:口" not in unknown["杏"] and "C1:口" in net.slots
-    where, what = net.slot_factors[net.slot_index["C1:口"]]
-    assert net.positions[where] == "C1" and net.values[what] == "口"
-    logits = net(torch.randn(2, 1, 64, 64))
-    assert logits.shape == (2, len(LABELS) + 1) and torch.isfinite(logits).all()
-
-
-def test_factored_hiercode_prototypes_are_position_times_value():
-    net = small("hiercode", codebook="factored")
-    assert not hasattr(net, "prototypes")
-    slot = net.slot_index["C0:日"]
-    want = (
-        net.position_vectors[net.positions.index("C0")] * net.value_vectors[net.values.index("日")]
-    )
-    torch.testing.assert_close(net.slot_prototypes()[slot], want)
-    state = net.state_dict()
-    again = small("hiercode", codebook="factored")
-    again.load_state_dict(state)
-    torch.testing.assert_close(again.eval().class_embeddings(), net.eval().class_embeddings())
-
-
-def test_hiercode_slot_loss_targets_exactly_the_slots_of_each_code():
-    net = small("hiercode", codebook="slots", slot_weight=0.5)
-    y = torch.tensor([LABELS.index("森"), LABELS.index("明"), LABELS.index("道")])
-    image = torch.nn.functional.normalize(torch.randn(3, 16), dim=1)
-    targets = torch.zeros(3, len(net.slots))
-    for row, label in enumerate(y.tolist()):  # codes of unequal length: padding is no slot
-        for slot in code_slots(LABELS[label]):
-            targets[row, net.slot_index[slot]] = 1.0
-    prototypes = torch.nn.functional.normalize(net.prototypes, dim=1)
-    logits = net.scale() * image @ prototypes.t() + net.slot_bias
-    want = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-    torch.testing.assert_close(net.slot_loss(image, y), want / targets.sum())
-    _, extra = net.eval().loss_terms(torch.randn(3, 1, 64, 64), y)
-    assert set(extra) == {"slots"} and extra["slots"] > 0
-
-
-def test_hiercode_refuses_an_unknown_codebook():
-    with pytest.raises(ValueError, match="codebook must be one of .*'slots', 'factored'.*'tree'"):
-        small("hiercode", codebook="tree")
 
 
 @pytest.mark.parametrize("arch", sorted(SMALL))
@@ -242,7 +227,7 @@ def test_evaluate_zero_shot_refuses_a_model_with_a_row_per_class(tmp_path):
 
 
 def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
-    net = small("hiercode", codebook="slots").train()
+    net = small("hiercode").train()
     x = torch.randn(2, 1, 64, 64)
     assert net.class_cache is None
     net.eval()
@@ -254,8 +239,7 @@ def test_hiercode_eval_mode_composes_once_and_follows_new_weights():
     assert not torch.allclose(before, net(x))
 
 
-@pytest.mark.parametrize("codebook", ["slots", "factored"])
-def test_hiercode_prototypes_learn_after_lightning_restores_training_mode(codebook, tmp_path):
+def test_hiercode_prototypes_learn_after_lightning_restores_training_mode(tmp_path):
     """Lightning's validation loop and model summary switch to eval (class embeddings cached)
     and back by setting ``module.training`` directly; training must not score with the cache."""
     import lightning.pytorch as pl
@@ -264,7 +248,7 @@ def test_hiercode_prototypes_learn_after_lightning_restores_training_mode(codebo
     from kanji_lab.models.module import CharacterClassifier
 
     torch.manual_seed(0)
-    model = CharacterClassifier("hiercode", LABELS, net={**SMALL["hiercode"], "codebook": codebook})
+    model = CharacterClassifier("hiercode", LABELS, net=SMALL["hiercode"])
     before = model.net.slot_prototypes().detach().clone()
     data = TensorDataset(torch.randn(16, 1, 64, 64), torch.arange(16) % len(LABELS))
     loader = DataLoader(data, batch_size=8)
@@ -281,20 +265,6 @@ def test_hiercode_prototypes_learn_after_lightning_restores_training_mode(codebo
     assert not torch.allclose(model.net.slot_prototypes(), before)
 
 
-def test_hiercode_margin_lowers_only_the_true_class_in_training():
-    net = small("hiercode", margin=0.25).eval()  # eval: dropout and batch norm fixed
-    x, y = torch.randn(3, 1, 64, 64), torch.tensor([0, 4, 9])
-    plain = net(x)
-    logits, extra = net.loss_terms(x, y)
-    lowered = plain - logits
-    assert extra == {}
-    torch.testing.assert_close(lowered[torch.arange(3), y], 0.25 * net.scale().expand(3))
-    lowered[torch.arange(3), y] = 0
-    assert not lowered.any()
-    net.margin = 0.0
-    torch.testing.assert_close(net.loss_terms(x, y)[0], plain)
-
-
 RECIPES = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
 
 
@@ -306,21 +276,23 @@ def test_every_architecture_has_recipes():
 @pytest.mark.slow
 def test_every_recipe_runs_one_batch(tmp_path):
     """``python -m kanji_lab -m experiment=<every recipe> debug=fdr``; ETL recipes read a data
-    root of synthetic ETL-format records (tests/etl_fixtures.py), synthetic ones generate their
-    data (several minutes: synthetic_cnn draws all 3,036 classes)."""
+    root of synthetic ETL-format records (tests/etl_fixtures.py); synthetic recipes keep their
+    classes but draw them with one pen writer, and synthetic_large on three classes."""
     env = {
         **os.environ,
         "KANJI_LAB_DATA": str(build_root(tmp_path / "etl")),
         "KANJI_LAB_CACHE": str(tmp_path / "cache"),
         "KANJI_LAB_OUTPUT": str(tmp_path / "outputs"),
     }
-    # the fixture root has two writers per part: split its few samples at random instead
+    # one or two writers per part or family: split the few samples at random instead
     split = ["data.split.by=sample", "data.split.val=0.34", "data.split.test=0.34"]
     common = ["debug=fdr", "callbacks.progress_bar=null", *split]
-    # synthetic_large would draw half a million images: it runs apart, on three classes
-    others = ",".join(r for r in RECIPES if r != "synthetic_large")
+    one_writer = [f"data.writers.{f}={int(f == 'pen')}" for f in SYNTHETIC_FAMILIES]
+    synthetic = [r for r in RECIPES if r.startswith("synthetic_") and r != "synthetic_large"]
+    etl = [r for r in RECIPES if not r.startswith("synthetic_")]
     for args in (
-        ["-m", f"experiment={others}", *common],
+        ["-m", f"experiment={','.join(etl)}", *common],
+        ["-m", f"experiment={','.join(synthetic)}", *one_writer, *common],
         ["-m", "experiment=synthetic_large", "data.classes='あ亜一'", *common],
     ):
         proc = subprocess.run(
@@ -331,6 +303,13 @@ def test_every_recipe_runs_one_batch(tmp_path):
     assert len(jobs) == len(RECIPES)
     archs = {json.loads(p.read_text())["arch"] for p in jobs}
     assert archs == {"cnn", "rnn", "hiercode", "vit"}
+
+
+def test_synthetic_large_writes_three_times_the_default_writers(tmp_path):
+    default = compose_train([], tmp_path, tmp_path).data.writers
+    large = compose_train(["experiment=synthetic_large"], tmp_path, tmp_path).data.writers
+    assert set(large) == set(default) == set(SYNTHETIC_FAMILIES)
+    assert {f: large[f] for f in large} == {f: 3 * default[f] for f in default}
 
 
 def _synthetic(classes: str, *more: str) -> list[str]:
@@ -426,3 +405,13 @@ def test_positional_pooling_keeps_where_each_part_is():
         assert net(torch.randn(2, 1, 64, 64)).shape == (2, len(LABELS))
         with pytest.raises(ValueError, match="pool must be 0"):
             small(arch, pool=-1)
+
+
+def test_a_misspelt_zero_shot_class_set_is_a_user_error_naming_its_setting():
+    from kanji_lab.data.charsets import ClassSetError
+    from kanji_lab.errors import UserError
+    from kanji_lab.evaluate import add_unseen_classes
+
+    with pytest.raises(ClassSetError, match="zero_shot.classes=zeroshot_unsen: not a named") as e:
+        add_unseen_classes(small("hiercode"), LABELS, "zeroshot_unsen")
+    assert isinstance(e.value, UserError)  # the commands end it with one line, exit status 2

@@ -10,7 +10,7 @@ from PIL import Image
 from kanji_lab.data import etl, normalize
 from kanji_lab.data.normalize import draw_strokes, normalize_ink, strokes_input
 from kanji_lab.data.strokes import build_strokes
-from kanji_lab.models import weights
+from kanji_lab.deploy import weights
 from kanji_lab.predict import load_image, trained_normalization
 from tests.conftest import compose_app
 from tests.etl_fixtures import Glyph, g_record, write

@@ -7,8 +7,8 @@ from torch import nn
 
 from kanji_lab.callbacks.qat import QuantizationAwareTraining
 from kanji_lab.deploy import bnb
+from kanji_lab.deploy.weights import load_weights
 from kanji_lab.models.registry import build_network
-from kanji_lab.models.weights import load_weights
 from kanji_lab.train import train
 from tests.conftest import compose_train, tiny_overrides
 from tests.deploy_run import deploy_run
@@ -41,13 +41,13 @@ def test_bnb_replaces_linear_and_stays_close(net, quant_type, tmp_path):
     with torch.no_grad():
         want, got = net(x), quantized(x)
     cosine = nn.functional.cosine_similarity(want, got, dim=1)
-    assert cosine.min() > (0.99 if quant_type == "int8" else 0.9)
+    assert cosine.min() > (0.99 if quant_type == "llm_int8" else 0.9)
 
     path = bnb.save_quantized(tmp_path / "q.safetensors", quantized, report, "cnn", NET, LABELS)
     with safe_open(str(path), "pt") as f:
         head = f.get_tensor("head.weight")
     # stored as bitsandbytes holds it: packed 4-bit codes (2 per byte) or int8 rows
-    expected = (torch.int8, 64 * 200) if quant_type == "int8" else (torch.uint8, 64 * 200 // 2)
+    expected = (torch.int8, 64 * 200) if quant_type == "llm_int8" else (torch.uint8, 64 * 200 // 2)
     assert (head.dtype, head.numel()) == expected
     reloaded, meta = bnb.load_quantized(path)
     assert meta["quantization"] == quant_type

@@ -1,6 +1,6 @@
+from kanji_lab.data import radicals
 from kanji_lab.data.charsets import etl9g_classes
-from kanji_lab.models import radicals
-from kanji_lab.models.radicals import Node, parse_svg
+from kanji_lab.data.radicals import Node, parse_svg
 
 SVG = """<svg><g id="kvg:StrokePaths_0660e">
 <g id="kvg:0660e" kvg:element="明">
@@ -61,3 +61,14 @@ def test_coverage_of_etl9g():
     assert report["decomposed"] > 2800
     assert report["distinct_components"] > 500
     assert all(len(group) > 1 for group in report["collisions"])
+
+
+def test_radical_cache_follows_the_cache_dir_setting(tmp_path, monkeypatch):
+    from kanji_lab.data.datamodule import CharacterDataModule
+
+    monkeypatch.setattr(radicals, "_cache_dir", None)
+    monkeypatch.setenv("KANJI_LAB_CACHE", str(tmp_path / "env"))
+    assert radicals._cache_file().parent == tmp_path / "env"
+    CharacterDataModule({"source": "tiny", "classes": "ab", "cache_dir": str(tmp_path / "cfg")})
+    assert radicals._cache_file().parent == tmp_path / "cfg"
+    assert radicals.kanjivg_version() in radicals._cache_file().name

@@ -54,13 +54,26 @@ def test_sample_split_only_by_name_and_bad_fractions_rejected():
         split_indices(writers, sources, val=0.6, test=0.5)
 
 
-def test_small_families_keep_their_writers_for_training():
-    """Seven families of 4-7 writers: one test writer each, validation shared out (10% of all
-    writers), never the last training writer of a family."""
+def test_every_small_family_is_validated_and_tested_and_keeps_training_writers():
+    """Seven families of 4-7 writers: one test and one validation writer each (checkpoint
+    selection sees every family), never the last training writers of a family."""
     writers = np.arange(42)
     families = np.repeat(np.arange(7), [7, 5, 7, 7, 7, 5, 4])
     parts = split_indices(writers, families, val=0.1, test=0.1, seed=3)
     per = {k: np.bincount(families[v], minlength=7) for k, v in parts.items()}
     assert per["test"].tolist() == [1] * 7
-    assert per["val"].sum() == 4 and per["val"].max() == 1
-    assert per["train"].min() >= 2 and per["train"].sum() == 31
+    assert per["val"].tolist() == [1] * 7
+    assert per["train"].min() >= 2 and per["train"].sum() == 28
+    two = split_indices(np.arange(4), np.array([0, 0, 1, 1]), val=0.1, test=0.1, seed=0)
+    assert {k: len(v) for k, v in two.items()} == {"train": 2, "val": 0, "test": 2}
+
+
+def test_the_default_synthetic_writers_put_every_family_in_validation_and_test(tmp_path):
+    from tests.conftest import compose_train
+
+    cfg = compose_train([], tmp_path, tmp_path).data
+    counts = [n for n in cfg.writers.values() if n]
+    families = np.repeat(np.arange(len(counts)), counts)
+    parts = split_indices(np.arange(len(families)), families, cfg.split.val, cfg.split.test)
+    for name in ("val", "test"):
+        assert set(families[parts[name]]) == set(range(len(counts))), name

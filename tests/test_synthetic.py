@@ -158,21 +158,31 @@ def test_config_change_rebuilds(tmp_path: Path) -> None:
     assert cache.is_complete(first, {"stale": True}) is False
 
 
-def test_characters_without_strokes_fall_back_to_fonts(tmp_path: Path) -> None:
+def test_characters_without_strokes_are_written_by_every_family_over_fonts(tmp_path: Path):
+    """Classes KanjiVG has no strokes for (full-width letters, most symbols) are not left to the
+    font writers alone: every writer draws them, in its own hand, over a font glyph."""
     missing = "Ａ"  # fullwidth A: KanjiVG has no strokes for it, fonts have a glyph
     assert load_strokes(missing) is None
-    data = build(make_cfg(tmp_path, classes="亜" + missing, writers={"pen": 1, "font": 2}))
+    data = build(make_cfg(tmp_path, classes="亜" + missing, writers={"pen": 1, "brush": 1}))
     codes = np.asarray(data.codepoints)
     fam = np.asarray(data.sources)
     assert (codes == ord(missing)).sum() == 2
-    assert set(fam[codes == ord(missing)]) == {data.source_names.index("synthetic/font")}
+    assert {data.source_names[f] for f in fam[codes == ord(missing)]} == {
+        "synthetic/pen",
+        "synthetic/brush",
+    }
+    pen, brush = np.asarray(data.images)[codes == ord(missing)]
+    assert not np.array_equal(pen, brush) and pen.max() > 128 and brush.max() > 128
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"classes": ""}, "empty class set"),
-        ({"classes": "亜Ａ", "writers": {"pen": 1}}, "no KanjiVG stroke data: Ａ"),
+        (
+            {"classes": "亜Ａ", "writers": {"pen": 1}, "fonts": []},
+            "KanjiVG strokes need .*data.fonts",
+        ),
         ({"writers": {"pen": 0}}, "at least one writer"),
         ({"seed": -1}, "non-negative"),
         ({"writers": {"marker": 1}}, "unknown writer families"),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kanji_lab.data.datamodule import EpochBatchSampler
-from kanji_lab.models.weights import load_weights
+from kanji_lab.deploy.weights import load_weights
 from kanji_lab.train import train
 from tests.conftest import TINY_CLASSES, compose_train, tiny_overrides
 

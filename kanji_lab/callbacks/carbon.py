@@ -1,6 +1,6 @@
 """Energy and carbon of a run: measured during fit and test, written to ``<run>/emissions.json``.
 
-Energy comes from the best source available (see :mod:`kanji_lab.callbacks.energy`), and the file
+Energy comes from the best source available (see :mod:`kanji_lab.energy`), and the file
 says which: RAPL package counters when readable, NVML for CUDA devices, else an estimate from a
 configured power per busy core and the measured CPU time. Carbon is energy x PUE x grid intensity,
 the intensity taken from :data:`GRID_INTENSITY` by region or given as a number.
@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch import Callback
 
 from kanji_lab.atomic import write_json
-from kanji_lab.callbacks.energy import CpuTimeEstimate, Meter, best_cpu_meter, gpu_meter
+from kanji_lab.energy import CpuTimeEstimate, Meter, best_cpu_meter, gpu_meter
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,10 @@ It works on any traceable network without per-architecture fusion lists or Quant
 mode needs both), and the fused QAT modules it builds share their parameters and BN buffers with the
 original network. The callback therefore keeps the original network as the module's ``net`` (so
 checkpoints, ``model.safetensors`` and the best-checkpoint reload keep the plain float layout)
-and only routes its forward through the fake-quantized graph. Fake quantization matches ONNX
+and only routes its forward through the fake-quantized graph. A network with more training outputs
+than logits (``train_outputs``, e.g. the RNN's auxiliary head) is traced through those, and both
+its forward and its ``train_outputs`` are routed through the one graph, so training is
+fake-quantized as validation is. Fake quantization matches ONNX
 Runtime's INT8 scheme (int8 symmetric per-channel weights, uint8 activations), and deployment goes
 through the same path as post-training quantization: the trained float weights are exported to
 ``model.onnx`` and statically quantized to ``model.int8.onnx`` (QDQ), calibrated on training
@@ -32,6 +35,8 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 
+from kanji_lab.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +52,8 @@ def _ao():
 
 class QuantizationAwareTraining(pl.Callback):
     """Fake quantization from epoch ``start_epoch``; observers frozen from
-    ``freeze_observer_epoch`` and BN statistics from ``freeze_bn_epoch`` (None: never)."""
+    ``freeze_observer_epoch`` and BN statistics from ``freeze_bn_epoch`` (None: never). Negative
+    epochs count from the end of training (-1: the last of ``trainer.max_epochs``)."""
 
     def __init__(
         self,
@@ -64,6 +70,7 @@ class QuantizationAwareTraining(pl.Callback):
         self.reset_best = reset_best
         self.graph: nn.Module | None = None
         self._net: nn.Module | None = None
+        self._prefix = ""  # of the network's own keys in the graph's state dict
         self._pending_state: dict[str, Any] | None = None
 
     # --- the QAT graph -------------------------------------------------------------------------
@@ -73,27 +80,35 @@ class QuantizationAwareTraining(pl.Callback):
         ao, quantize_fx, _ = _ao()
         mapping = ao.get_default_qat_qconfig_mapping(self.backend)
         example = (torch.zeros(2, 1, 64, 64, device=device),)
+        several = hasattr(net, "train_outputs")
         was_training = net.training
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.graph = quantize_fx.prepare_qat_fx(net.train(), mapping, example).to(device)
+            traced = _TrainOutputs(net) if several else net
+            self.graph = quantize_fx.prepare_qat_fx(traced.train(), mapping, example).to(device)
         net.train(was_training)
         if self._pending_state:
             self.graph.load_state_dict(self._pending_state, strict=False)
-        self._net = net
+        self._net, self._prefix = net, "net." if several else ""
         graph = self.graph
 
-        def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        def run(x: torch.Tensor) -> Any:
             graph.train(net.training)
-            return graph(x, *args, **kwargs)
+            return graph(x)
 
-        net.forward = forward  # instance attribute: state_dict and checkpoints stay unchanged
+        # instance attributes: state_dict and checkpoints stay unchanged
+        if several:
+            net.train_outputs = run
+            net.forward = lambda x: run(x)[0]
+        else:
+            net.forward = run
         return self.graph
 
     def release(self) -> None:
         """Give the network back its own float forward."""
-        if self._net is not None and "forward" in vars(self._net):
-            del self._net.forward
+        for name in ("forward", "train_outputs"):
+            if self._net is not None and name in vars(self._net):
+                delattr(self._net, name)
 
     def convert(self) -> nn.Module:
         """torch's int8 model converted from a copy of the QAT graph (eval mode, CPU)."""
@@ -115,6 +130,19 @@ class QuantizationAwareTraining(pl.Callback):
             self.graph.apply(nniqat.freeze_bn_stats)
 
     # --- Lightning hooks -----------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        last = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        for name in ("start_epoch", "freeze_bn_epoch", "freeze_observer_epoch"):
+            epoch = getattr(self, name)
+            if epoch is None or epoch >= 0:
+                continue
+            if last is None:
+                raise UserError(
+                    f"quantization.{name}={epoch} counts from the end of training, which needs "
+                    "a trainer.max_epochs (or give epochs from the start)"
+                )
+            setattr(self, name, max(0, last + epoch))
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
         if self.graph is None and epoch >= self.start_epoch:
@@ -143,11 +171,23 @@ class QuantizationAwareTraining(pl.Callback):
     def state_dict(self) -> dict[str, Any]:
         if self.graph is None:
             return {}
-        shared = set(self._net.state_dict()) if self._net is not None else set()
+        net = self._net
+        shared = {self._prefix + k for k in net.state_dict()} if net is not None else set()
         return {k: v for k, v in self.graph.state_dict().items() if k not in shared}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending_state = dict(state_dict) or None
+
+
+class _TrainOutputs(nn.Module):
+    """The network's ``train_outputs`` as a module to trace (its keys gain the prefix ``net.``)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.net.train_outputs(x)
 
 
 def _reset_best(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -26,7 +26,7 @@ class BatchAugment(nn.Module):
         scale: tuple[float, float] = (0.85, 1.1),
         aspect: float = 0.1,
         shear: float = 0.15,
-        translate: float = 0.08,
+        translate: float = 0.06,
         elastic: float = 0.0,
         elastic_grid: int = 5,
         thickness: float = 0.5,

@@ -68,25 +68,9 @@ def is_complete(cache_dir: Path, fingerprint: dict[str, Any]) -> bool:
         stored = json.loads(manifest.read_text())
     except json.JSONDecodeError:
         return False
-    return stored.get("version") == FORMAT_VERSION and stored.get("fingerprint") == _jsonable(
+    return stored.get("version") == FORMAT_VERSION and stored.get("fingerprint") == jsonable(
         fingerprint
     )
-
-
-def write_cache(cache_dir: Path, data: CharacterSet, fingerprint: dict[str, Any]) -> Path:
-    """Write ``data`` to ``cache_dir`` atomically: a half-written cache is never seen as valid."""
-    from kanji_lab.data.cache_writer import CacheWriter
-
-    writer = CacheWriter(cache_dir, len(data), data.source_names)
-    try:
-        writer.images[:] = data.images
-        writer.codepoints[:] = data.codepoints
-        writer.writers[:] = data.writers
-        writer.sources[:] = data.sources
-        return writer.finish(fingerprint, data.info)
-    except BaseException:
-        writer.abandon()
-        raise
 
 
 def open_cache(cache_dir: Path) -> CharacterSet:
@@ -128,5 +112,6 @@ def _index(names: list[str], name: str) -> int:
     return names.index(name)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists, other objects strings)."""
     return json.loads(json.dumps(value, default=str))

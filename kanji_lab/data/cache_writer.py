@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kanji_lab.atomic import remove_stale, replace_dir, temporary_dir
-from kanji_lab.data.cache import FORMAT_VERSION, IMAGE_SIZE, _jsonable
+from kanji_lab.data.cache import FORMAT_VERSION, IMAGE_SIZE, CharacterSet, jsonable
 
 
 class CacheWriter:
@@ -58,8 +58,8 @@ class CacheWriter:
             "version": FORMAT_VERSION,
             "count": self.count,
             "sources": self.source_names,
-            "fingerprint": _jsonable(fingerprint),
-            "info": _jsonable(info),
+            "fingerprint": jsonable(fingerprint),
+            "info": jsonable(info),
         }
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
         replace_dir(self.tmp, self.cache_dir)
@@ -69,3 +69,17 @@ class CacheWriter:
         """Remove the temporary folder after a failure."""
         self.__dict__.pop("images", None)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_cache(cache_dir: Path, data: CharacterSet, fingerprint: dict[str, Any]) -> Path:
+    """Write ``data`` to ``cache_dir`` atomically: a half-written cache is never seen as valid."""
+    writer = CacheWriter(cache_dir, len(data), data.source_names)
+    try:
+        writer.images[:] = data.images
+        writer.codepoints[:] = data.codepoints
+        writer.writers[:] = data.writers
+        writer.sources[:] = data.sources
+        return writer.finish(fingerprint, data.info)
+    except BaseException:
+        writer.abandon()
+        raise

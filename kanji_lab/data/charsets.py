@@ -5,6 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 
+from kanji_lab.errors import UserError
+
+
+class ClassSetError(UserError, ValueError):
+    """A class set names no known set and is no string of characters."""
+
+
 _SMALL_KANA = set("ぁぃぅぇぉっゃゅょゎ")
 
 
@@ -43,9 +50,77 @@ def katakana() -> list[str]:
     return [c for c in row if c not in small and c not in voiced]
 
 
+def katakana_row() -> list[str]:
+    """JIS X 0208 row 0x25: the 86 katakana ァ..ヶ (small, voiced, semi-voiced, ヴ ヵ ヶ)."""
+    return [jis0208(0x25, lo) for lo in range(0x21, 0x77)]
+
+
 def kana_classes() -> list[str]:
-    """Hiragana and katakana: the 71 hiragana of ETL9 plus the basic katakana."""
-    return etl9g_classes()[-71:] + katakana()
+    """Every kana: the 83 hiragana and 86 katakana of JIS X 0208 plus the long-vowel mark ー."""
+    return hiragana_row() + katakana_row() + ["ー"]
+
+
+def etl_m_type_classes() -> list[str]:
+    """Every class of JIS X 0201 that is not kana, as the ETL6 and ETL7 readers label it: digits
+    and Latin capitals (ASCII; ETL has no small letters), the printable ASCII symbols (¥ for 0x5C,
+    ‾ for 0x7E), 。「」、・ ゛ ゜."""
+    from kanji_lab.data.etl.labels import jis0201_char
+
+    codes = [c for c in range(0x21, 0x7F) if not chr(c).islower()] + [
+        *range(0xA1, 0xA6),
+        0xDE,
+        0xDF,
+    ]
+    return [jis0201_char(code) for code in codes]
+
+
+def combined_classes() -> list[str]:
+    """The default class set: ETL9G's 3,036 classes, every kana, and the other classes of ETL6,
+    ETL7 and ETL8G (``data=combined_all_etl``'s vocabulary on the classes ETL has). ETL9G's order
+    first, then the rest by code point."""
+    base = etl9g_classes()
+    rest = sorted(set(kana_classes() + etl_m_type_classes()) - set(base))
+    return base + rest
+
+
+def jis0208_classes() -> list[str]:
+    """Every graphic character of JIS X 0208 (rows 0x21..0x74, the ideographic space left out):
+    symbols, full-width digits and Latin letters, kana, Greek, Cyrillic, box drawing, and the
+    6,355 kanji of levels 1 and 2, in JIS order."""
+    chars = []
+    for hi in range(0x21, 0x75):
+        for lo in range(0x21, 0x7F):
+            try:
+                chars.append(jis0208(hi, lo))
+            except UnicodeDecodeError:
+                continue
+    return [c for c in chars if c != "\u3000"]
+
+
+def script_of(char: str) -> str:
+    """The script a class belongs to, for accuracy per script: hiragana, katakana, kanji by JIS
+    level (level 1, level 2, other), digit, latin or other (symbols, Greek, ...)."""
+    if "\u3041" <= char <= "\u309f":
+        return "hiragana"
+    if "\u30a0" <= char <= "\u30ff":
+        return "katakana"
+    if char.isdigit():
+        return "digit"
+    if char.isascii() and char.isalpha() or "\uff21" <= char <= "\uff5a":
+        return "latin"
+    if "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf":
+        row = _jis_row(char)
+        return "kanji level 1" if row and row < 0x50 else "kanji level 2" if row else "kanji other"
+    return "other"
+
+
+def _jis_row(char: str) -> int | None:
+    """The JIS X 0208 row (first byte) of ``char``; None when it has no JIS X 0208 code."""
+    try:
+        encoded = char.encode("euc_jp")
+    except UnicodeEncodeError:
+        return None
+    return encoded[0] & 0x7F if len(encoded) == 2 else None
 
 
 def zero_shot_split(seen: int = 2000) -> tuple[list[str], list[str]]:
@@ -58,8 +133,11 @@ def zero_shot_split(seen: int = 2000) -> tuple[list[str], list[str]]:
 
 NAMED_SETS = {
     "etl9g": etl9g_classes,
+    "combined": combined_classes,
     "kana": kana_classes,
     "hiragana": lambda: etl9g_classes()[-71:],
+    "jis_level1": jis_level1_kanji,
+    "jis0208": jis0208_classes,
     # 2,000 / 965 of the 2,965 level-1 kanji (model=hiercode zero-shot recipe)
     "zeroshot_seen": lambda: zero_shot_split()[0],
     "zeroshot_unseen": lambda: zero_shot_split()[1],
@@ -73,23 +151,24 @@ _UNAVAILABLE = {
 }
 
 
-def resolve_classes(spec: str) -> list[str]:
+def resolve_classes(spec: str, key: str = "data.classes") -> list[str]:
     """A named class set (see :data:`NAMED_SETS`) or an explicit string of characters.
 
     The result is de-duplicated and keeps first-seen order. A plain lower-case ASCII word that
-    names no set is refused rather than read as the characters of its letters.
+    names no set is refused rather than read as the characters of its letters. ``key``: the
+    setting the spec came from, named in the :class:`ClassSetError` message.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(
-            "empty class set: set data.classes to a named set "
+        raise ClassSetError(
+            f"empty class set: set {key} to a named set "
             f"({', '.join(NAMED_SETS)}) or a quoted string of characters, "
-            "e.g. 'data.classes=\"亜唖娃\"'"
+            f"e.g. '{key}=\"亜唖娃\"'"
         )
     if spec not in NAMED_SETS and re.fullmatch(r"[a-z0-9_]+", spec):
         reason = _UNAVAILABLE.get(spec, "not a named class set")
-        raise ValueError(
-            f"data.classes={spec}: {reason}. Named sets: {', '.join(NAMED_SETS)}; characters "
-            "are given as a quoted string, e.g. 'data.classes=\"亜唖娃\"'"
+        raise ClassSetError(
+            f"{key}={spec}: {reason}. Named sets: {', '.join(NAMED_SETS)}; characters "
+            f"are given as a quoted string, e.g. '{key}=\"亜唖娃\"'"
         )
     chars = NAMED_SETS[spec]() if spec in NAMED_SETS else [c for c in spec if not c.isspace()]
     return list(dict.fromkeys(chars))

@@ -36,7 +36,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from kanji_lab.data import sources
+from kanji_lab.data import checks, radicals, sources
 from kanji_lab.data.augment import BatchAugment
 from kanji_lab.data.cache import CharacterSet, open_cache
 from kanji_lab.data.splits import split_indices, train_only
@@ -177,6 +177,7 @@ class CharacterDataModule(pl.LightningDataModule):
         ("auto": on a GPU when the images take at most half of its free memory)."""
         super().__init__()
         self.cfg = data if isinstance(data, DictConfig) else OmegaConf.create(data)
+        radicals.use_cache_dir(self.cfg.get("cache_dir"))
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -225,6 +226,10 @@ class CharacterDataModule(pl.LightningDataModule):
             self.data.info.get("train_only", []),
         )
         self.splits["all"] = np.arange(len(self.data))
+        blank = checks.blank_counts(self.data.images, self.data.sources, self.data.source_names)
+        for warning in checks.blank_warnings(blank):
+            log.warning("%s", warning)
+            self.data.info.setdefault("warnings", []).append(warning)
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data %s: %d classes; samples: %s", self.cfg.name, len(self.labels), counts)
 

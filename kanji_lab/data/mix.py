@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig, open_dict
 
 from kanji_lab.config import data_config
-from kanji_lab.data import cache
+from kanji_lab.data import cache, cache_writer
 from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def build_with_extra(cfg: DictConfig, progress: bool, build: Builder) -> Path:
         ", ".join(cfg.extra),
         len(wanted),
     )
-    return cache.write_cache(folder, joined, fingerprint)
+    return cache_writer.write_cache(folder, joined, fingerprint)
 
 
 def classes_needing_samples(codepoints: np.ndarray, below: int | None) -> list[str]:

@@ -18,8 +18,9 @@ def split_indices(
     """Sample indices of each split.
 
     ``by="writer"`` (the default) assigns whole writers to splits, stratified by the source in
-    which each writer first appears: every style family or part has test writers (at least one),
-    validation takes ``val`` of all writers shared out among the strata, and a writer seen in two
+    which each writer first appears: every style family or part has test writers (at least one)
+    and validation writers (at least one where it has three writers or more; about ``val`` of all
+    writers in all), and a writer seen in two
     parts (ETL9G and ETL9B) stays on one side. ``by="sample"`` is a random per-sample
     split, which lets one hand appear in training and evaluation; use it only knowingly.
     Each split's indices are in ascending order (unshuffled loaders keep cache order).
@@ -46,15 +47,17 @@ def split_indices(
 
 
 def _val_counts(left: list[int], val: float, total: int) -> list[int]:
-    """Validation writers per stratum: ``val`` of all writers, shared out in proportion to the
-    writers each stratum has left after its test writers (largest remainders first), so a style
-    family with few writers gives none rather than the single one its training needs."""
+    """Validation writers per stratum: one for each stratum that can spare one (so checkpoint
+    selection sees every style family or part), then up to ``val`` of all writers shared out in
+    proportion to the writers each stratum has left after its test writers (largest remainders
+    first); never a stratum's last training writer."""
     if val <= 0:
         return [0] * len(left)
-    room = [max(n - 1, 0) for n in left]  # keep one writer of each stratum for training
-    wanted = min(max(1, round(total * val)), sum(room))
+    room = np.array([max(n - 1, 0) for n in left])  # keep one writer of each stratum for training
+    counts = np.minimum(room, 1)
+    wanted = min(max(int(counts.sum()), round(total * val)), int(room.sum()))
     quota = np.array(left, dtype=float) * wanted / max(sum(left), 1)
-    counts = np.minimum(np.floor(quota).astype(int), room)
+    counts = np.maximum(counts, np.minimum(np.floor(quota).astype(int), room))
     for i in np.argsort(-(quota - np.floor(quota)), kind="stable"):
         if counts.sum() >= wanted:
             break

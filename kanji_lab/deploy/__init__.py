@@ -1,6 +1,8 @@
 """Deployment: ONNX export with parity checks, INT8 (ONNX Runtime QDQ), bitsandbytes 4/8-bit
 weights, and the pipeline that writes a run's deployable files.
 
+- :mod:`kanji_lab.deploy.weights`: ``model.safetensors``, a model file that rebuilds its network
+  without training code or KanjiVG.
 - :mod:`kanji_lab.deploy.onnx_export`: ``model.onnx`` (labels and preprocessing in its metadata),
   checked against PyTorch.
 - :mod:`kanji_lab.deploy.int8`: ``model.int8.onnx``, static QDQ quantization calibrated on

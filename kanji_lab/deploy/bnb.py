@@ -22,11 +22,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from kanji_lab.models.registry import build_network
-from kanji_lab.models.weights import read_metadata, save_weights
+from kanji_lab.deploy.weights import read_metadata, rebuild, save_weights
 
 log = logging.getLogger(__name__)
-QUANT_TYPES = ("nf4", "fp4", "int8")
+QUANT_TYPES = ("nf4", "fp4", "llm_int8")  # "int8" alone is ONNX Runtime's (model.int8.onnx)
 # bitsandbytes' AVX512-BF16 CPU path repacks 4-bit weights in blocks of 32 output features and
 # asserts on other sizes (e.g. 3,036 classes); such layers use its generic kernel instead
 CPU_PACK_BLOCK = 32
@@ -93,7 +92,7 @@ def quantize_linears(
 def _quantized_layer(linear: nn.Linear, quant_type: str, device: str) -> nn.Module:
     bnb = _bnb()
     weight = linear.weight.detach().float().cpu().clone()
-    if quant_type == "int8":
+    if quant_type == "llm_int8":
         layer = bnb.nn.Linear8bitLt(*_features(linear), has_fp16_weights=False, threshold=0.0)
         layer.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
     else:
@@ -144,7 +143,7 @@ def load_quantized(path: Path, device: str = "cpu") -> tuple[nn.Module, dict[str
     """Rebuild a file written by :func:`save_quantized` on ``device``, in eval mode."""
     meta = read_metadata(path)
     quant_type = check_quant_type(meta.get("quantization") or "")
-    net = build_network(meta["arch"], meta["labels"], **meta["net"])
+    net = rebuild(meta)
     tensors = load_file(str(path))
     for name in meta["quantized_layers"]:
         linear = net.get_submodule(name)
@@ -174,7 +173,7 @@ def _prequantized_layer(
 ) -> nn.Module:
     """A bitsandbytes layer holding the stored packed weights (no float weights involved)."""
     bnb = _bnb()
-    if quant_type == "int8":
+    if quant_type == "llm_int8":
         layer = bnb.nn.Linear8bitLt(*_features(linear), has_fp16_weights=False, threshold=0.0)
         data, scales = tensors["weight"].to(device), tensors["SCB"].to(device)
         layer.weight = bnb.nn.Int8Params(

@@ -23,20 +23,25 @@ from onnx.external_data_helper import uses_external_data
 from torch import nn
 
 from kanji_lab.atomic import atomic_file
-from kanji_lab.models.weights import PREPROCESSING
+from kanji_lab.deploy.weights import PREPROCESSING
+from kanji_lab.errors import UserError
 
 log = logging.getLogger(__name__)
 
 INPUT, OUTPUT = "image", "logits"
 DYNAMO_MIN_OPSET = 18
 PARITY_BATCHES = (1, 3)
-PARITY_ATOL = 1e-4
+# ONNX Runtime against PyTorch: logits may differ by PARITY_TOL times their scale (the largest
+# absolute logit, at least 1) and probabilities by PARITY_PROB_TOL; float32 kernels that sum in
+# another order differ in proportion to the values summed, so an absolute bound fails large logits
+PARITY_TOL = 1e-4
+PARITY_PROB_TOL = 1e-4
 # the example batch the graph is traced with; parity is checked at other sizes, so a batch size
 # baked into the graph (a known failure of recurrent models) shows up as an error or a mismatch
 EXAMPLE_BATCH = 2
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """An exported model is invalid or does not compute what the PyTorch model computes."""
 
 
@@ -161,12 +166,13 @@ def run_session(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:
 
 
 def check_onnx(
-    path: Path, net: nn.Module, inputs: np.ndarray | None = None, atol: float = PARITY_ATOL
+    path: Path, net: nn.Module, inputs: np.ndarray | None = None, tol: float = PARITY_TOL
 ) -> dict[str, Any]:
     """Validate ``path`` (``onnx.checker``, one file, dynamic batch) and compare ONNX Runtime with
-    ``net`` at batch sizes :data:`PARITY_BATCHES`: max abs logit difference at most ``atol`` and
-    the same top-1. ``inputs``: model inputs to compare on (default: seeded noise in [-1, 1]).
-    Raises :class:`ExportError`; returns the measured differences."""
+    ``net`` at batch sizes :data:`PARITY_BATCHES`: logits within ``tol`` times their scale,
+    probabilities within :data:`PARITY_PROB_TOL`, the same top-1 wherever PyTorch's top two are
+    further apart than the logit tolerance. ``inputs``: model inputs to compare on (default:
+    seeded noise in [-1, 1]). Raises :class:`ExportError`; returns the measured differences."""
     path = Path(path)
     model = onnx.load(str(path))
     try:
@@ -178,9 +184,9 @@ def check_onnx(
     inputs = _parity_inputs(inputs, max(PARITY_BATCHES))
     sess = session(path)
     net = copy.deepcopy(net).cpu().eval()
-    report: dict[str, Any] = {"file": path.name, "opset": _default_opset(model), "atol": atol}
+    report: dict[str, Any] = {"file": path.name, "opset": _default_opset(model), "tol": tol}
     for batch in PARITY_BATCHES:
-        report[f"max_abs_diff_b{batch}"] = _compare(sess, net, inputs[:batch], atol, path.name)
+        report[f"max_abs_diff_b{batch}"] = _compare(sess, net, inputs[:batch], tol, path.name)
     return report
 
 
@@ -193,7 +199,7 @@ def _parity_inputs(inputs: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def _compare(
-    sess: ort.InferenceSession, net: nn.Module, x: np.ndarray, atol: float, name: str
+    sess: ort.InferenceSession, net: nn.Module, x: np.ndarray, tol: float, name: str
 ) -> float:
     try:
         got = run_session(sess, x)
@@ -204,10 +210,22 @@ def _compare(
     if got.shape != want.shape:
         raise ExportError(f"{name}: batch {len(x)} gives shape {got.shape}, PyTorch {want.shape}")
     diff = float(np.abs(got - want).max())
-    if diff > atol or not np.array_equal(got.argmax(1), want.argmax(1)):
+    allowed = tol * max(1.0, float(np.abs(want).max()))
+    prob_diff = float(np.abs(softmax(got) - softmax(want)).max())
+    top2 = np.sort(want, axis=1)[:, -2:] if want.shape[1] > 1 else np.zeros((len(want), 2))
+    decided = top2[:, 1] - top2[:, 0] > allowed  # rows whose top-1 no rounding can flip
+    same_top1 = np.array_equal(got.argmax(1)[decided], want.argmax(1)[decided])
+    if diff > allowed or prob_diff > PARITY_PROB_TOL or not same_top1:
         raise ExportError(
             f"{name}: ONNX Runtime differs from PyTorch at batch {len(x)}: max abs logit "
-            f"difference {diff:.3g} (allowed {atol:g}), top-1 equal: "
-            f"{bool(np.array_equal(got.argmax(1), want.argmax(1)))}"
+            f"difference {diff:.3g} (allowed {allowed:.3g}, {tol:g} x the largest logit), max "
+            f"probability difference {prob_diff:.3g} (allowed {PARITY_PROB_TOL:g}), top-1 "
+            f"equal: {same_top1}"
         )
     return diff
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise probabilities of ``(B, classes)`` logits."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,5 +1,5 @@
 """Write the deployable files of one set of weights: ``model.onnx`` (checked against PyTorch),
-``model.int8.onnx`` (calibrated, agreement measured), ``model.<nf4|fp4|int8>.safetensors``
+``model.int8.onnx`` (calibrated, agreement measured), ``model.<nf4|fp4|llm_int8>.safetensors``
 (bitsandbytes), and ``export.json`` with every check's figures.
 
 Used by the end-of-fit callback (:mod:`kanji_lab.callbacks.onnx_export`) and by

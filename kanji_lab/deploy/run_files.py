@@ -20,12 +20,13 @@ from torch import nn
 
 from kanji_lab.atomic import write_json
 from kanji_lab.data.datamodule import CharacterDataModule
-from kanji_lab.deploy.pipeline import ExportSettings, Model, export_all, summary
+from kanji_lab.deploy.onnx_export import ExportError
+from kanji_lab.deploy.pipeline import REPORT_FILE, ExportSettings, Model, export_all, summary
+from kanji_lab.deploy.weights import WEIGHTS_FILE, save_weights, stored_tables
 from kanji_lab.models.registry import build_network
-from kanji_lab.models.weights import save_weights
 
 log = logging.getLogger(__name__)
-WEIGHTS_FILE, LABELS_FILE = "model.safetensors", "labels.json"
+LABELS_FILE = "labels.json"
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:
@@ -39,7 +40,8 @@ def best_weights(trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[Mo
     """A fresh network (eval mode, CPU) holding the weights every deployment file is written
     from, and which weights those are (``best checkpoint best.ckpt`` or ``final``)."""
     hp = pl_module.hparams
-    net = build_network(hp.arch, list(hp.labels), **(hp.net or {}))
+    live: nn.Module = getattr(pl_module.net, "_orig_mod", pl_module.net)
+    net = build_network(hp.arch, list(hp.labels), **(hp.net or {}), **stored_tables(live))
     best = best_checkpoint(trainer)
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -48,7 +50,6 @@ def best_weights(trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[Mo
         net.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         source = f"best checkpoint {Path(best).name}"
     else:
-        live: nn.Module = getattr(pl_module.net, "_orig_mod", pl_module.net)
         net.load_state_dict({k: v.detach().cpu() for k, v in live.state_dict().items()})
         source = "final"
     return Model(net.eval(), hp.arch, dict(hp.net or {}), list(hp.labels)), source
@@ -75,7 +76,13 @@ def write_run_files(
     if datamodule is None and settings.int8:
         log.warning("no datamodule to calibrate on: %s not written", "model.int8.onnx")
         settings = dataclasses.replace(settings, int8=False)
-    report = export_all(run_dir, model, settings, datamodule)
+    try:
+        report = export_all(run_dir, model, settings, datamodule)
+    except ExportError as exc:  # the run's weights and metrics are kept; the export is redone apart
+        report = {"error": str(exc), "reexport": f"python -m kanji_lab.export run_dir={run_dir}"}
+        files.append(write_json(run_dir / REPORT_FILE, report))
+        log.error("export failed: %s; the weights are kept; re-export: %s", exc, report["reexport"])
+        return files, report
     files += report.pop("paths")
     log.info("exported the %s weights:\n%s", source, summary(report))
     return files, report

@@ -11,11 +11,11 @@ from kanji_lab.models.registry import register
 class ChannelAttentionCNN(nn.Module):
     """A 64x64 grey image -> class logits.
 
-    A strided stem, then stages of separable blocks that halve the resolution and double the
-    width (``width`` channels at 32x32 up to ``8 * width`` at 4x4), pooling, a feature layer of
-    ``features`` units and the class head. ``pool`` > 0 pools by position (each cell of the last
-    map narrowed to ``pool`` channels, all cells side by side: the layout of the parts survives);
-    0 takes the global average.
+    A strided stem, then stages of separable blocks that halve the resolution and double the width
+    (``width`` channels at 32x32 up to ``8 * width`` at 4x4), pooling, a feature layer of
+    ``features`` units (0: none) and the class head. ``pool`` > 0 pools by position (each cell of
+    the last map narrowed to ``pool`` channels, all cells side by side: the layout of the parts
+    survives); 0 takes the global average.
     """
 
     def __init__(
@@ -33,19 +33,22 @@ class ChannelAttentionCNN(nn.Module):
         cin = width * 2 ** len(blocks)
         if pool:
             side = 64 // 2 ** (len(blocks) + 1)
-            self.embed = nn.Sequential(
-                Tokens(),
-                PositionalPool(cin, pool),
-                *feature_layer(pool * side * side, features, dropout),
-            )
+            pooled, pooling = pool * side * side, [Tokens(), PositionalPool(cin, pool)]
         else:
-            self.embed = nn.Sequential(
-                nn.AdaptiveAvgPool2d(1), nn.Flatten(), *feature_layer(cin, features, dropout)
-            )
-        self.head = nn.Linear(features, num_classes)
+            pooled, pooling = cin, [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        # the feature layer's modules sit in ``embed`` itself (the keys of trained models)
+        self.embed = nn.Sequential(
+            *pooling, *flat_modules(feature_layer(pooled, features, dropout))
+        )
+        self.head = nn.Linear(features or pooled, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.embed(self.features(x)))
+
+
+def flat_modules(module: nn.Module) -> list[nn.Module]:
+    """A Sequential's modules, or the module alone."""
+    return list(module) if isinstance(module, nn.Sequential) else [module]
 
 
 def separable_stages(width: int, blocks: tuple[int, ...], se: bool = True) -> nn.Sequential:

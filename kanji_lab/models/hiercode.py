@@ -1,19 +1,21 @@
 """HierCode: classes as compositions of learned prototypes of their radical tree, zero-shot capable.
 
 Every character is coded by the slots of its KanjiVG component tree (see
-:mod:`kanji_lab.models.radicals`): the structure at each inner node up to ``depth`` levels below
+:mod:`kanji_lab.data.radicals`): the structure at each inner node up to ``depth`` levels below
 the root (``S0.1:⿰`` = the second child of the first child is split left-right), the component at
 each node (``C1:月`` = the second top-level part is 月), and each component regardless of place
-(``c:月``). The code of a class is this multi-hot set; its embedding is the sum of one prototype per
-slot, L2-normalised. A slot's prototype is learned freely (``codebook="slots"``, the default) or as
-the product of a vector for its place (``C1``) and one for what sits there (``月``)
-(``"factored"``), so that a component met in one place is known in every place. An image is
-embedded by the CNN encoder and scored against every class embedding by cosine similarity times a
-learned scale, so there is no weight row per class: the classifier grows with the number of
-distinct slots, and a character never seen in training is scored as soon as its tree is known
-(:meth:`HierCode.extend_labels`), from the slots whose prototypes training learned (factored: whose
-place and content it met). Characters that KanjiVG cannot split (一, kana) are a single component of
-their own; characters whose codes collide within the label set get one more slot of their own.
+(``c:月``). The code of a class is this multi-hot set; its embedding is the sum of one learned
+prototype per slot, L2-normalised. An image is embedded by the CNN encoder and scored against
+every class embedding by cosine similarity times a learned scale, so there is no weight row per
+class: the classifier grows with the number of distinct slots, and a character never seen in
+training is scored as soon as its tree is known (:meth:`HierCode.extend_labels`), from the slots
+whose prototypes training learned. Characters that KanjiVG cannot split (一, kana) are a single
+component of their own; characters whose codes collide within the label set get one more slot of
+their own.
+
+The codes come from the installed KanjiVG when a model is built; a model file stores them
+(:meth:`HierCode.stored`) and is rebuilt from them, so it loads with the slots it was trained with
+on any machine.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kanji_lab.models import radicals
+from kanji_lab.data import radicals
 from kanji_lab.models.cnn import ChannelAttentionCNN
 from kanji_lab.models.registry import register
 
@@ -64,12 +66,6 @@ def label_codes(labels: list[str], depth: int, max_children: int) -> dict[str, l
     return codes
 
 
-def slot_parts(slot: str) -> tuple[str, str]:
-    """``C1.0:月`` -> (``C1.0``, ``月``): where a slot sits, and what sits there."""
-    where, _, what = slot.partition(":")
-    return where, what
-
-
 def pack_codes(codes: list[list[str]], slot_index: dict[str, int]) -> Tensor:
     """``(classes, max slots)`` int32 slot indices, -1 padded; unknown slots are left out."""
     rows = [[slot_index[s] for s in slots if s in slot_index] for slots in codes]
@@ -85,7 +81,8 @@ class HierCode(nn.Module):
     ``width``, ``blocks``, ``features``, ``dropout``, ``se``, ``pool``: the CNN encoder (as in
     ``model=cnn``), whose last layer projects to the ``dim``-sized embedding; ``depth`` and
     ``max_children``: how much of each tree becomes positional slots; ``scale``: initial logit
-    scale (learned).
+    scale (learned); ``codes``: each label's slots, as :meth:`stored` gives them (None: from the
+    installed KanjiVG).
     """
 
     def __init__(
@@ -101,56 +98,30 @@ class HierCode(nn.Module):
         dropout: float = 0.2,
         se: bool = True,
         pool: int = 32,
-        margin: float = 0.0,
-        codebook: str = "slots",
-        slot_weight: float = 0.0,
+        codes: list[list[str]] | None = None,
     ) -> None:
         super().__init__()
-        if codebook not in CODEBOOKS:
-            raise ValueError(f"codebook must be one of {CODEBOOKS}, got {codebook!r}")
-        self.depth, self.max_children, self.margin = depth, max_children, margin
-        self.codebook, self.slot_weight = codebook, slot_weight
+        self.depth, self.max_children = depth, max_children
         self.labels = list(labels)
-        codes = label_codes(self.labels, depth, max_children)
+        if codes is None:
+            codes = label_codes(self.labels, depth, max_children)
+        elif len(codes) != len(self.labels):
+            raise ValueError(f"{len(codes)} stored codes for {len(self.labels)} labels")
+        else:
+            codes = dict(zip(self.labels, codes, strict=True))
         self.slots = sorted({s for slots in codes.values() for s in slots})
         self.slot_index = {s: i for i, s in enumerate(self.slots)}
         self.encoder = ChannelAttentionCNN(dim, width, tuple(blocks), features, dropout, se, pool)
-        if codebook == "slots":
-            self.prototypes = nn.Parameter(torch.randn(len(self.slots), dim) / math.sqrt(dim))
-        else:
-            self._factor(dim)
+        self.prototypes = nn.Parameter(torch.randn(len(self.slots), dim) / math.sqrt(dim))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(scale)))
-        self.slot_bias = nn.Parameter(torch.tensor(-math.log(scale) * 2)) if slot_weight else None
         self.register_buffer("codes", pack_codes([codes[c] for c in self.labels], self.slot_index))
         # eval mode: the class embeddings, composed once (see train()); None while training
         self.register_buffer("class_cache", None, persistent=False)
         self.register_load_state_dict_post_hook(lambda module, keys: module.refresh())
 
-    def _factor(self, dim: int) -> None:
-        """``codebook=factored``: a slot's prototype is the product of a vector for where it sits
-        and one for what sits there, so a component met in one place is known in every place."""
-        parts = [slot_parts(s) for s in self.slots]
-        self.positions = sorted({where for where, _ in parts})
-        self.values = sorted({what for _, what in parts})
-        self.position_vectors = nn.Parameter(1.0 + 0.1 * torch.randn(len(self.positions), dim))
-        self.value_vectors = nn.Parameter(torch.randn(len(self.values), dim) / math.sqrt(dim))
-        self.register_buffer("slot_factors", self._factor_indices(self.slots))
-
-    def _factor_indices(self, slots: list[str]) -> Tensor:
-        """``(slots, 2)`` indices of each slot's position and value vectors."""
-        where, what = (
-            {p: i for i, p in enumerate(self.positions)},
-            {v: i for i, v in enumerate(self.values)},
-        )
-        rows = [[where[p], what[v]] for p, v in map(slot_parts, slots)]
-        return torch.tensor(rows, dtype=torch.long).reshape(len(rows), 2)
-
     def slot_prototypes(self) -> Tensor:
         """``(slots, dim)``: one prototype per slot."""
-        if self.codebook == "slots":
-            return self.prototypes
-        where, what = self.slot_factors.unbind(1)
-        return self.position_vectors[where] * self.value_vectors[what]
+        return self.prototypes
 
     def class_embeddings(self) -> Tensor:
         """``(classes, dim)`` unit vectors: the sum of each class's slot prototypes."""
@@ -186,27 +157,10 @@ class HierCode(nn.Module):
     def scale(self) -> Tensor:
         return self.logit_scale.clamp(max=math.log(100.0)).exp()
 
-    def loss_terms(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Training logits: the true class's cosine lowered by ``margin`` (CosFace), so each
-        image must beat the other classes by that much."""
-        image = self.embed(x)
-        logits = self.score(image)
-        if self.margin:
-            logits = logits - self.margin * self.scale() * F.one_hot(y, logits.shape[1])
-        if not self.slot_weight:
-            return logits, {}
-        return logits, {"slots": self.slot_weight * self.slot_loss(image, y)}
-
-    def slot_loss(self, image: Tensor, y: Tensor) -> Tensor:
-        """Each slot of the image's code told from the others by its prototype alone (binary
-        cross-entropy per slot present), so an embedding is near the parts it is made of: what
-        scoring an unseen character from its parts relies on."""
-        logits = self.scale() * image @ unit(self.slot_prototypes()).t() + self.slot_bias
-        codes = self.codes[y].long()
-        present = (codes >= 0).to(logits.dtype)
-        targets = torch.zeros_like(logits).scatter_add_(1, codes.clamp(min=0), present).clamp(max=1)
-        bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
-        return bce / targets.sum().clamp(min=1)
+    def stored(self) -> dict[str, list[list[str]]]:
+        """What a model file keeps besides the weights and the config: each label's slots."""
+        index = self.codes.tolist()
+        return {"codes": [[self.slots[k] for k in row if k >= 0] for row in index]}
 
     def train(self, mode: bool = True) -> HierCode:
         """Training composes the class embeddings at every step; eval mode composes them once
@@ -249,8 +203,6 @@ class HierCode(nn.Module):
         """
         new = [c for c in dict.fromkeys(chars) if c not in self.labels]
         codes = [code_slots(c, self.depth, self.max_children) for c in new]
-        if self.codebook == "factored":
-            self._add_slots([s for code in codes for s in code if self._composable(s)])
         known = self.slot_index
         unknown = {
             c: [s for s in code if s not in known] for c, code in zip(new, codes, strict=True)
@@ -262,21 +214,6 @@ class HierCode(nn.Module):
             self.labels += new
             self.refresh()
         return unknown
-
-    def _composable(self, slot: str) -> bool:
-        """A slot training never saw whose position and value it saw (``codebook=factored``)."""
-        where, what = slot_parts(slot)
-        return slot not in self.slot_index and where in self.positions and what in self.values
-
-    def _add_slots(self, slots: list[str]) -> None:
-        slots = list(dict.fromkeys(slots))
-        self.slot_index.update({s: len(self.slots) + i for i, s in enumerate(slots)})
-        self.slots += slots
-        added = self._factor_indices(slots).to(self.slot_factors.device)
-        self.slot_factors = torch.cat([self.slot_factors, added])
-
-
-CODEBOOKS = ("slots", "factored")
 
 
 def unit(x: Tensor, eps: float = 1e-6) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -9,10 +10,14 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from kanji_lab.models.registry import build_network
+
+log = logging.getLogger(__name__)
+# an epoch's mean training loss at this share of ln(classes) or above: nothing was learned
+CHANCE_SHARE = 0.98
 
 
 class CharacterClassifier(pl.LightningModule):
@@ -46,11 +51,16 @@ class CharacterClassifier(pl.LightningModule):
         self.net = build_network(arch, self.labels, **(net or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
-        # not registered as a submodule: the state dict keeps plain ``net.`` keys
+        # not registered as submodules: the state dict keeps plain ``net.`` keys
         object.__setattr__(self, "_compiled", torch.compile(self.net) if compile else None)
+        train_outputs = training_forward(self.net)
+        object.__setattr__(
+            self, "_train_outputs", torch.compile(train_outputs) if compile else train_outputs
+        )
         n = len(self.labels)
         top5 = min(5, n)
         self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.train_loss = MeanMetric()  # the epoch's mean, for the warning at chance level
         self.val_acc = MulticlassAccuracy(n, average="micro")
         self.val_acc_top5 = MulticlassAccuracy(n, top_k=top5, average="micro")
         self.val_acc_best = MaxMetric()
@@ -63,14 +73,16 @@ class CharacterClassifier(pl.LightningModule):
         return (self.net if self._compiled is None else self._compiled)(x)
 
     def forward_with_losses(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Logits plus any extra weighted loss terms the network defines for training.
+        """Training's logits plus any extra weighted loss terms the network defines.
 
-        A network may define ``loss_terms(x, y) -> (logits, {name: weighted loss})`` (e.g. an
-        auxiliary head); plain networks only define ``forward(x) -> logits``.
+        A network with more training outputs than logits (e.g. an auxiliary head) defines
+        ``train_outputs(x) -> (logits, ...)`` and ``extra_losses(outputs, y) -> {name: loss}``;
+        plain networks only ``forward(x) -> logits``. Either way the call goes through what
+        ``compile`` and quantization-aware training wrap.
         """
-        if hasattr(self.net, "loss_terms"):
-            return self.net.loss_terms(x.contiguous(memory_format=self.memory_format), y)
-        return self(x), {}
+        outputs = self._train_outputs(x.contiguous(memory_format=self.memory_format))
+        extra = self.net.extra_losses(outputs, y) if hasattr(self.net, "extra_losses") else {}
+        return outputs[0], extra
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
@@ -83,9 +95,25 @@ class CharacterClassifier(pl.LightningModule):
             self.log(f"train/{name}", term)
             loss = loss + term
         self.train_acc(logits, y)
+        self.train_loss.update(loss.detach())
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        mean = float(self.train_loss.compute()) if self.train_loss.update_count else None
+        self.train_loss.reset()
+        chance = math.log(len(self.labels))
+        if mean is not None and len(self.labels) > 1 and mean >= CHANCE_SHARE * chance:
+            log.warning(
+                "training loss %.3f after epoch %d is still ln(%d classes) = %.3f, the loss of "
+                "guessing: the model is not learning (blank or mislabelled data? too high a "
+                "learning rate?)",
+                mean,
+                self.current_epoch,
+                len(self.labels),
+                chance,
+            )
 
     def on_validation_epoch_start(self) -> None:
         self.val_acc.reset()
@@ -100,8 +128,10 @@ class CharacterClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         acc = self.val_acc.compute()
-        self.val_acc_best(acc)
         self.log("val/acc", acc, prog_bar=True, sync_dist=True)
+        if self._trainer is not None and self.trainer.sanity_checking:
+            return  # a few batches before training: not a score the best may be compared with
+        self.val_acc_best(acc)
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -144,6 +174,14 @@ class CharacterClassifier(pl.LightningModule):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
+
+
+def training_forward(net: torch.nn.Module):
+    """``x -> (logits, ...)``: the network's ``train_outputs``, else its forward as a 1-tuple.
+    Looked up at each call, so a forward that quantization-aware training patches in is used."""
+    if hasattr(net, "train_outputs"):
+        return lambda x: net.train_outputs(x)
+    return lambda x: (net(x),)
 
 
 def warmup_cosine(warmup: int, total: int, floor: float):

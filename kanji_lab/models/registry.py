@@ -33,11 +33,27 @@ def architectures() -> list[str]:
     return _REGISTRY.names()
 
 
+# options removed after measuring below the default, with the value every model kept: a model
+# file or checkpoint that still names one at that value builds as before
+RETIRED = {
+    "hiercode": {"codebook": "slots", "margin": 0.0, "slot_weight": 0.0},
+    "rnn": {"read": "columns"},
+    "vit": {"stem": "hybrid"},
+}
+
+
 def build_network(name: str, labels: list[str], **kwargs: Any) -> nn.Module:
     """Build architecture ``name`` for the classes ``labels`` with keyword config ``kwargs``."""
     constructor = _REGISTRY.get(name)
     if constructor is None:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(architectures())}")
+    for key, kept in RETIRED.get(name, {}).items():
+        if key in kwargs and kwargs.pop(key) != kept:
+            raise NetworkConfigError(
+                f"model.net of {name!r}: {key} was removed (only {key}={kept!r} remains; keys and "
+                f"defaults: conf/model/{name}.yaml); a model trained with another value loads only "
+                "with the kanji_lab commit that trained it"
+            )
     try:
         return constructor(labels, **kwargs)
     except (TypeError, ValueError) as exc:

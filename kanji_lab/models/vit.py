@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kanji_lab.models.cnn import separable_stages
-from kanji_lab.models.layers import PositionalPool, conv_bn, feature_layer
+from kanji_lab.models.layers import PositionalPool, feature_layer
 from kanji_lab.models.registry import register
 
 
@@ -66,7 +66,6 @@ class VisionTransformer(nn.Module):
         mlp_ratio: float = 2.0,
         dropout: float = 0.0,
         image_size: int = 64,
-        stem: str = "hybrid",
         features: int = 384,
         pool: int = 16,
     ) -> None:
@@ -74,7 +73,7 @@ class VisionTransformer(nn.Module):
         if image_size % patch:
             raise ValueError(f"patch {patch} does not divide the image size {image_size}")
         tokens = (image_size // patch) ** 2
-        self.patches = patch_embedding(width, patch, stem)
+        self.patches = patch_embedding(width, patch)
         self.position = nn.Parameter(torch.randn(1, tokens, width) * 0.02)
         blocks = [Block(width, heads, mlp_ratio, dropout) for _ in range(depth)]
         self.blocks = nn.Sequential(*blocks)
@@ -91,31 +90,18 @@ class VisionTransformer(nn.Module):
         return self.head(self.embed(pooled))
 
 
-def patch_embedding(width: int, patch: int, stem: str) -> nn.Module:
-    """Image -> one ``width``-vector per ``patch`` x ``patch`` cell.
-
-    ``stem="patch"`` is the original single strided convolution; ``"conv"`` a stack of stride-2
-    3x3 convolutions (Xiao et al. 2021, "Early convolutions help transformers see better");
-    ``"hybrid"`` (default) the separable, channel-attention stages of ``model=cnn`` down to the
-    token grid (the hybrid ViT of Dosovitskiy et al. 2021), which lets a small transformer learn
-    from a few epochs of data as fast as the CNN.
+def patch_embedding(width: int, patch: int) -> nn.Module:
+    """Image -> one ``width``-vector per ``patch`` x ``patch`` cell: the separable,
+    channel-attention stages of ``model=cnn`` down to the token grid (the hybrid ViT of Dosovitskiy
+    et al. 2021), which lets a small transformer learn from a few epochs of data as fast as the CNN.
     """
-    if stem == "patch":
-        return nn.Conv2d(1, width, patch, patch)
-    if stem not in ("conv", "hybrid"):
-        raise ValueError(f"stem must be 'hybrid', 'conv' or 'patch', got {stem!r}")
     steps = patch.bit_length() - 1
     if patch != 2**steps or steps < 2:
-        raise ValueError(f"stem={stem} needs a power-of-two patch of at least 4, got {patch}")
-    if stem == "hybrid":
-        cnn_width = max(8, width // 4)
-        blocks = tuple([1] + [2] * (steps - 2))
-        stages = separable_stages(cnn_width, blocks)
-        return nn.Sequential(stages, nn.Conv2d(cnn_width * 2 ** (steps - 1), width, 1))
-    channels = [1] + [max(8, width >> (steps - i)) for i in range(1, steps)] + [width]
-    pairs = zip(channels[:-1], channels[1:], strict=True)
-    layers = [conv_bn(cin, cout, 3, 2) for cin, cout in pairs]
-    return nn.Sequential(*layers, nn.Conv2d(width, width, 1))
+        raise ValueError(f"the ViT needs a power-of-two patch of at least 4, got {patch}")
+    cnn_width = max(8, width // 4)
+    blocks = tuple([1] + [2] * (steps - 2))
+    stages = separable_stages(cnn_width, blocks)
+    return nn.Sequential(stages, nn.Conv2d(cnn_width * 2 ** (steps - 1), width, 1))
 
 
 @register("vit")

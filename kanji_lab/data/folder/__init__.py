@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from kanji_lab.data import cache, sources
+from kanji_lab.data import cache, cache_writer, sources
 from kanji_lab.data.images import normalize_image
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.errors import DataSourceError
@@ -157,4 +157,4 @@ def build_folder(cfg: DictConfig, progress: bool = True) -> Path:
         },
     )
     log.info("Read %d images from %s", len(rows), root)
-    return cache.write_cache(folder, data, stamp)
+    return cache_writer.write_cache(folder, data, stamp)

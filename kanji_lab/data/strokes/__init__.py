@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from kanji_lab.data import cache, sources
+from kanji_lab.data import cache, cache_writer, sources
 from kanji_lab.data.normalize import SETTINGS, strokes_input
 from kanji_lab.data.strokes.files import SUFFIXES, StrokeFileError, is_stroke_file, read_stroke_file
 from kanji_lab.errors import DataSourceError
@@ -89,4 +89,4 @@ def build_strokes(cfg: DictConfig, progress: bool = True) -> Path:
         info={"root": str(root), "files": len(files), "characters": len(codes)},
     )
     log.info("Drew %d characters from %d stroke files under %s", len(codes), len(files), root)
-    return cache.write_cache(folder, data, stamp)
+    return cache_writer.write_cache(folder, data, stamp)

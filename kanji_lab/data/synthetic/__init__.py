@@ -44,20 +44,23 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from kanji_lab.data import cache, forms, kanjivg
+from kanji_lab.data import cache, cache_writer, forms, kanjivg
 from kanji_lab.data.charsets import resolve_classes
 from kanji_lab.data.normalize import SETTINGS, normalize_ink
 from kanji_lab.data.sources import register
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
-GENERATOR_VERSION = 5  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 6  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout
 
 # Per process: the strokes of every class, set before generating.
 _STROKES: dict[str, kanjivg.Character] = {}
+_FONTS: list[
+    str
+] = []  # a worker's font files: every writer draws classes without strokes from them
 
 # seed, writer id, family, font file or "", (character, copy) pairs
 Task = tuple[int, int, str, str, tuple[tuple[str, int], ...]]
@@ -76,7 +79,7 @@ def build(cfg: DictConfig, progress: bool = True) -> Path:
     start = time.perf_counter()
     data = generate(cfg, classes, writers, progress)
     data.info["seconds"] = round(time.perf_counter() - start, 1)
-    return cache.write_cache(folder, data, fingerprint)
+    return cache_writer.write_cache(folder, data, fingerprint)
 
 
 def generate(
@@ -85,10 +88,10 @@ def generate(
     """Generate every writer's copy of every class."""
     all_strokes = {c: s for c in classes if (s := kanjivg.load_strokes(c)) is not None}
     font_writers = max(writers[f] for f in render.FONT_FAMILIES)
-    font_files = _font_files(cfg) if font_writers else []
     font_only = [c for c in classes if c not in all_strokes]
-    if font_only:  # font writer k uses font k mod len(fonts): only the first few may be in use
-        _check_fallback(font_only, font_files[:font_writers])
+    font_files = _font_files(cfg) if font_writers or font_only else []
+    if font_only:
+        _check_fallback(font_only, font_files)
     copies = _kana_copies(cfg)
     tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes, copies))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
@@ -100,7 +103,7 @@ def generate(
     writer_ids = np.empty(total, dtype=np.int32)
     source_ids = np.empty(total, dtype=np.int16)
     done = 0
-    results = _run(tasks, all_strokes, n_workers)
+    results = _run(tasks, all_strokes, font_files, n_workers)
     with tqdm(total=total, desc="synthetic data", unit="img", disable=not progress) as bar:
         for task, (block, codes) in zip(tasks, results, strict=True):
             stop = done + len(block)
@@ -122,6 +125,7 @@ def generate(
 def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     """Render one block of characters for one writer: images and their code points."""
     seed, writer, family, font_file, chars = task
+    fallback = _FONTS[writer % len(_FONTS)] if _FONTS else ""
     style_rng = np.random.default_rng([seed, writer, _STYLE_STREAM])
     hand = str(style_rng.choice(render.FORM_HANDS)) if family == "form" else family
     style = render.writer_style(hand, style_rng)
@@ -129,8 +133,8 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     for char, copy in chars:
         key = [seed, writer, ord(char)] + ([copy] if copy else [])
         rng = np.random.default_rng(key)
-        if font_file:
-            glyph = fonts.glyph_image(font_file, char, int(style.thickness))
+        if font_file or char not in _STROKES:  # no strokes: the writer's hand over a font glyph
+            glyph = fonts.glyph_image(font_file or fallback, char, int(style.thickness))
             if glyph is None:
                 continue
             image = fonts.render_glyph(glyph, style, rng)
@@ -146,24 +150,29 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     return stacked, np.array(codepoints, dtype=np.int32)
 
 
-def _init_worker(all_strokes: dict[str, kanjivg.Character]) -> None:
-    global _STROKES
-    _STROKES = all_strokes
+def _init_worker(all_strokes: dict[str, kanjivg.Character], font_files: list[str]) -> None:
+    global _STROKES, _FONTS
+    _STROKES, _FONTS = all_strokes, font_files
 
 
 def _run(
-    tasks: list[Task], all_strokes: dict[str, kanjivg.Character], n_workers: int
+    tasks: list[Task],
+    all_strokes: dict[str, kanjivg.Character],
+    font_files: list[str],
+    n_workers: int,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Results of ``tasks`` in order, from a pool of ``n_workers`` processes (or this one)."""
     if n_workers <= 1 or len(tasks) <= 1:
-        _init_worker(all_strokes)
+        _init_worker(all_strokes, font_files)
         yield from map(render_task, tasks)
         return
     # fork where there is one: workers only draw images (no torch, no threads), and unlike spawn
     # it does not re-run a calling script that lacks an ``if __name__ == "__main__"`` guard
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(n_workers, initializer=_init_worker, initargs=(all_strokes,)) as pool:
+    with context.Pool(
+        n_workers, initializer=_init_worker, initargs=(all_strokes, font_files)
+    ) as pool:
         yield from pool.imap(render_task, tasks)
 
 
@@ -176,13 +185,14 @@ def _tasks(
     kana_copies: int = 1,
 ) -> Iterator[Task]:
     """Blocks of work: writers numbered family by family, each writing every class it can (kana
-    ``kana_copies`` times, each copy drawn anew)."""
-    drawable = [c for c in classes if c in all_strokes]
+    ``kana_copies`` times, each copy drawn anew): with fonts, every class; without, those with
+    KanjiVG strokes."""
+    drawable = classes if font_files else [c for c in classes if c in all_strokes]
     writer = 0
     for family in render.FAMILIES:
         for k in range(writers[family]):
             font_file = font_files[k % len(font_files)] if family in render.FONT_FAMILIES else ""
-            chars = [(c, copy) for c in (classes if font_file else drawable)
+            chars = [(c, copy) for c in drawable
                      for copy in range(kana_copies if is_kana(c) else 1)]  # fmt: skip
             for start in range(0, len(chars), BLOCK):
                 yield seed, writer, family, font_file, tuple(chars[start : start + BLOCK])
@@ -239,7 +249,10 @@ def _font_files(cfg: DictConfig) -> list[str]:
     """Resolve ``cfg.fonts`` (package + path) to font files, with errors saying what to install."""
     specs = list(cfg.get("fonts") or [])
     if not specs:
-        raise DataSourceError("data.writers.font > 0 needs at least one font in data.fonts")
+        raise DataSourceError(
+            "font writers (data.writers.font, data.writers.print) and classes without KanjiVG "
+            "strokes need at least one font in data.fonts"
+        )
     files = []
     for spec in specs:
         try:
@@ -250,18 +263,12 @@ def _font_files(cfg: DictConfig) -> list[str]:
 
 
 def _check_fallback(font_only: list[str], font_files: list[str]) -> None:
-    """Characters without KanjiVG strokes need a font writer and a font that has them."""
-    listed = "".join(font_only[:50]) + (" ..." if len(font_only) > 50 else "")
-    if not font_files:
-        raise DataSourceError(
-            f"{len(font_only)} classes have no KanjiVG stroke data: {listed}. Remove them from "
-            "data.classes or add font writers (data.writers.font > 0) to draw them from fonts."
-        )
+    """Classes without KanjiVG strokes are drawn over a font glyph: some font must have them."""
     no_glyph = [c for c in font_only if not any(fonts.has_glyph(f, c) for f in font_files)]
     if no_glyph:
         raise DataSourceError(
-            f"{len(no_glyph)} classes have neither KanjiVG stroke data nor a glyph in the fonts "
-            f"of the font writers: {''.join(no_glyph[:50])}. Remove them from data.classes."
+            f"{len(no_glyph)} classes have neither KanjiVG stroke data nor a glyph in data.fonts: "
+            f"{''.join(no_glyph[:50])}. Remove them from data.classes or add a font that has them."
         )
 
 

@@ -1,4 +1,9 @@
-"""Model files that stand alone: safetensors weights with the architecture and labels inside."""
+"""Model files that stand alone: safetensors weights with the architecture and labels inside.
+
+A file also keeps what its network derived from KanjiVG when it was built (HierCode's slot codes,
+the RNN's component vocabulary: the network's ``stored()``) and the KanjiVG version, and is rebuilt
+from those, so it loads and predicts the same on a machine with another KanjiVG or none.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ from torch import nn
 
 from kanji_lab.atomic import atomic_file
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
+from kanji_lab.data.radicals import kanjivg_version
 from kanji_lab.models.registry import build_network
 
 FORMAT = "kanji_lab/1"
+WEIGHTS_FILE = "model.safetensors"  # a run's model file
 # what a model expects, saved with it: the shared image normalisation and the input encoding
 PREPROCESSING = {
     "size": 64,
@@ -44,6 +51,8 @@ def save_weights(
         "net": json.dumps(net_cfg),
         "labels": json.dumps(labels, ensure_ascii=False),
         "preprocessing": json.dumps(PREPROCESSING),
+        "stored": json.dumps(stored_tables(net), ensure_ascii=False),
+        "kanjivg": kanjivg_version(),
         **(extra_metadata or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -64,6 +73,8 @@ def read_metadata(path: Path) -> dict[str, Any]:
         "labels": json.loads(raw["labels"]),
         "preprocessing": json.loads(raw["preprocessing"]),
         "quantization": raw.get("quantization"),
+        "stored": json.loads(raw.get("stored", "{}")),
+        "kanjivg": raw.get("kanjivg"),
     }
     if "quantized_layers" in raw:
         meta["quantized_layers"] = json.loads(raw["quantized_layers"])
@@ -78,6 +89,17 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
             f"{path} holds {meta['quantization']} weights: load it with "
             "kanji_lab.deploy.bnb.load_quantized"
         )
-    net = build_network(meta["arch"], meta["labels"], **meta["net"])
+    net = rebuild(meta)
     net.load_state_dict(load_file(str(path)))
     return net.eval(), meta
+
+
+def stored_tables(net: nn.Module) -> dict[str, Any]:
+    """What ``net`` derived from KanjiVG and needs to be rebuilt (see the module docstring)."""
+    stored = getattr(net, "stored", None)
+    return stored() if callable(stored) else {}
+
+
+def rebuild(meta: dict[str, Any]) -> nn.Module:
+    """The network a file's metadata describes, with its stored tables (untrained weights)."""
+    return build_network(meta["arch"], meta["labels"], **meta["net"], **meta.get("stored", {}))

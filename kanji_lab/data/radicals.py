@@ -186,12 +186,26 @@ def structure_of(positions: list[str | None]) -> str:
 # the table and its cache
 
 
-def _cache_file() -> Path:
+_cache_dir: Path | None = None  # set by use_cache_dir(); else the user cache
+
+
+def use_cache_dir(folder: str | Path | None) -> None:
+    """Keep the parsed table in ``folder`` (a run's ``paths.cache_dir``) from now on."""
+    global _cache_dir
+    _cache_dir = Path(folder) if folder else None
+
+
+def kanjivg_version() -> str:
+    """The installed ``kanjivg`` package's version (``unknown`` when it has none)."""
     try:
-        version = importlib.metadata.version("kanjivg")
+        return importlib.metadata.version("kanjivg")
     except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    return Path(user_cache_dir()) / f"radicals-kanjivg{version}-v{PARSER_VERSION}.json"
+        return "unknown"
+
+
+def _cache_file() -> Path:
+    folder = _cache_dir or Path(user_cache_dir())
+    return folder / f"radicals-kanjivg{kanjivg_version()}-v{PARSER_VERSION}.json"
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,60 @@
+"""Named class sets: counts, no duplicates, JIS order, and the default equal to the combined ETL
+vocabulary on the classes ETL has."""
+
+import numpy as np
+import pytest
+
+from kanji_lab.data import charsets
+from kanji_lab.data.etl import labels
+from tests.etl_fixtures import ETL6_CODES
+
+
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [("etl9g", 3036), ("kana", 170), ("jis_level1", 2965), ("jis0208", 6878), ("combined", 3210)],
+)
+def test_named_sets_have_their_counts_and_no_duplicates(name, count):
+    chars = charsets.resolve_classes(name)
+    assert len(chars) == count == len(set(chars))
+
+
+def test_jis_sets_keep_jis_order():
+    codes = [c.encode("euc_jp") for c in charsets.resolve_classes("jis0208")]
+    assert codes == sorted(codes)
+    assert charsets.resolve_classes("jis0208")[-6:] == list("堯槇遙瑤凜熙")
+    assert "\u3000" not in charsets.resolve_classes("jis0208")
+
+
+def test_kana_holds_every_kana_form():
+    kana = set(charsets.resolve_classes("kana"))
+    assert set("ぁぃっゃゎゐゑをんァィッャヮヰヱヲンヴヵヶー") <= kana
+    assert set("ガパヂヅ") <= kana and "ア" in kana and "あ" in kana
+
+
+def test_the_default_set_holds_what_every_etl_part_labels():
+    """ETL9G's classes and every class the M-type readers give (ETL6 katakana, digits, Latin
+    capitals and symbols; ETL7 hiragana and ゛ ゜), labelled by the ETL label rules themselves."""
+    combined = set(charsets.resolve_classes("combined"))
+    assert set(charsets.etl9g_classes()) <= combined
+    m_codes = np.arange(0x20, 0xE0)
+    for script in (labels.KATAKANA, labels.HIRAGANA):
+        points = labels.jis0201_codepoints(m_codes, script)
+        chars = {chr(p) for p in points[points > 0x20] if not chr(p).islower()}
+        assert chars <= combined, chars - combined
+    six = labels.jis0201_codepoints(np.array(ETL6_CODES), labels.KATAKANA)
+    assert {chr(p) for p in six} <= combined
+    assert {"A", "0", "¥", "ヰ", "ー", "゛", "゜"} <= combined
+
+
+def test_script_of_each_kind_of_class():
+    expected = {
+        "あ": "hiragana",
+        "ヴ": "katakana",
+        "ー": "katakana",
+        "亜": "kanji level 1",
+        "弌": "kanji level 2",
+        "7": "digit",
+        "Ｚ": "latin",
+        "¥": "other",
+    }
+    assert {c: charsets.script_of(c) for c in expected} == expected
