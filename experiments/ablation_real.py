@@ -33,25 +33,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from realsets import TEGAKI_HIRAGANA, TOMOE, make_cells_folder, make_pad_folder  # noqa: E402
-from results_io import (  # noqa: E402
-    RESULTS,
-    ROOT,
-    evaluation,
-    newest,
-    provenance,
-    record,
-    run_module,
-)
+from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji
+from kanji_lab.data.synthetic.render import FAMILIES
 
-from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji  # noqa: E402
-from kanji_lab.data.synthetic.render import FAMILIES  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import Workspace, workspace  # noqa: E402
+from experiments.realsets import (  # noqa: E402
+    TEGAKI_HIRAGANA,
+    TOMOE,
+    folder_data,
+    make_cells_folder,
+    make_pad_folder,
+    stroke_data,
+)
+from experiments.results_io import RESULTS, ROOT, provenance, record  # noqa: E402
 
 CONFUSED = "亡二主庁上台け方合せこまよは"
 
@@ -69,11 +67,9 @@ def has_stroke_source(code: Path) -> bool:
     return (data / "stroke_source.py").is_file() or (data / "strokes" / "__init__.py").is_file()
 
 
-def evaluate(
-    run_dir: Path, data: list[str], env: dict[str, str], out: Path, code: Path = ROOT
-) -> dict:
-    args = [f"run_dir={run_dir}", *data]
-    metrics = evaluation(out, args, {**env, "PYTHONPATH": str(code)}, code)
+def evaluate(ws: Workspace, run_dir: Path, data: list[str], code: Path = ROOT) -> dict:
+    """The figures of one set: ``python -m kanji_lab.evaluate`` with the kanji_lab of ``code``."""
+    metrics = ws.evaluate(run_dir, data, code)
     return {
         "top1": metrics["top1"],
         "top5": metrics["top5"],
@@ -93,43 +89,36 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
     args = parser.parse_args()
     classes = class_set(args.classes)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "outputs"
-        env = {
-            **os.environ,
-            "KANJI_LAB_CACHE": args.cache or str(Path(tmp) / "cache"),
-            "KANJI_LAB_OUTPUT": str(out),
-        }
+    with workspace(cache=args.cache) as ws:
         code = Path(args.code).resolve() if args.code else ROOT
         train_args = [f'data.classes="{classes}"', "callbacks.onnx_export=null", *args.overrides]
         if args.hold_out:
             train_args.append(f"data.writers.{args.hold_out}=0")
-        train_s, _ = run_module("kanji_lab", train_args, {**env, "PYTHONPATH": str(code)}, code)
-        run_dir = newest(out / "train" / "runs")
-        trained = json.loads((run_dir / "metrics.json").read_text())
-        pad = make_pad_folder(Path(tmp) / "pad", classes)
-        cells = make_cells_folder(Path(tmp) / "cells", classes)
+        trained = ws.train(train_args, code)
+        run_dir = trained.run_dir
+        pad = make_pad_folder(ws.folder / "pad", classes)
+        cells = make_cells_folder(ws.folder / "cells", classes)
         # real sets are read by the training code when it can (the same normalisation settings)
         reader = code if has_stroke_source(code) else ROOT
         real = {
-            "tomoe": ["data=strokes", f"data.root={TOMOE}"],
-            "tegaki": ["data=strokes", f"data.root={TEGAKI_HIRAGANA}"],
-            "pad": ["data=folder", f"data.root={pad}"],
-            "cells": ["data=folder", f"data.root={cells}"],
+            "tomoe": stroke_data(TOMOE),
+            "tegaki": stroke_data(TEGAKI_HIRAGANA),
+            "pad": folder_data(pad),
+            "cells": folder_data(cells),
         }
-        sets = {"synthetic": evaluate(run_dir, [], env, out, code)}  # by the code that trained
+        sets = {"synthetic": evaluate(ws, run_dir, [], code)}  # by the code that trained
         for name, data in real.items():
-            sets[name] = evaluate(run_dir, [*data, "split=all"], env, out, reader)
+            sets[name] = evaluate(ws, run_dir, [*data, "split=all"], reader)
         if args.hold_out:
             held = held_out_data(classes, args.hold_out)
-            sets["held_out"] = {"family": args.hold_out, **evaluate(run_dir, held, env, out, code)}
+            sets["held_out"] = {"family": args.hold_out, **evaluate(ws, run_dir, held, code)}
     row = {
         "row": args.row,
         "overrides": args.overrides,
         "code": "baseline checkout" if args.code else "this checkout",
         "classes": len(classes),
-        "train_s": round(train_s, 1),
-        "epochs": trained.get("epochs"),
+        "train_s": round(trained.seconds, 1),
+        "epochs": trained.metrics.get("epochs"),
         "sets": sets,
         "measured": provenance(),
     }

@@ -17,9 +17,10 @@ set's samples of those kanji.
     python experiments/bench_models.py                          # 1,000 classes, 5 epochs
     python experiments/bench_models.py --classes 3036 --seen 2000 --unseen 965   # full scale
     python experiments/bench_models.py --classes 3036 --skip zero-shot --one-seed \
-        --record bench_models_full --models cnn rnn hiercode vit   # the README's full-scale table
+        --record bench_models_full --models cnn rnn hiercode vit   # the full-scale table
 
-Writes experiments/results/bench_models*.json / .md and the README's results blocks.
+Writes experiments/results/bench_models*.json / .md and their results blocks in
+experiments/README.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,14 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from realsets import TOMOE  # noqa: E402
-from results_io import RESULTS, evaluation, newest, record, run_module  # noqa: E402
+from kanji_lab.data.charsets import etl9g_classes, zero_shot_split
+from kanji_lab.deploy.weights import load_weights
 
-from kanji_lab.data.charsets import etl9g_classes, zero_shot_split  # noqa: E402
-from kanji_lab.deploy.weights import load_weights  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import Workspace, budget, evenly, workspace  # noqa: E402
+from experiments.realsets import TOMOE, stroke_data  # noqa: E402
+from experiments.results_io import RESULTS, record  # noqa: E402
 
 FAMILIES = ("pen", "pencil", "brush", "cursive", "font")
 MODELS = {
@@ -57,17 +59,6 @@ MODELS = {
     ],
     "vit": ["model=vit"],
 }
-
-
-def evenly(chars: list[str], n: int) -> list[str]:
-    """``n`` characters spread evenly over ``chars``."""
-    n = min(n, len(chars))
-    return [chars[i * len(chars) // n] for i in range(n)]
-
-
-def run(module: str, args: list[str], env: dict[str, str]) -> float:
-    """``python -m module args``; wall seconds (exits with its output on failure)."""
-    return run_module(module, args, env)[0]
 
 
 def latency_ms(weights: Path, repeats: int = 50) -> float:
@@ -103,25 +94,23 @@ def int8_bytes(weights: Path, out: Path) -> int | None:
     return quantize_int8(fp32, out / "model.int8.onnx", calib).stat().st_size
 
 
-def realdev_top1(run_dir: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
+def realdev_top1(run_dir: Path, ws: Workspace) -> dict[str, Any]:
     """Top-1 on the development set's samples of the run's classes (None without the set)."""
     if not TOMOE.is_dir():
         return {"realdev_top1": None, "realdev_samples": 0}
-    data = ["data=strokes", f"data.root={TOMOE}"]
-    m = evaluation(out, [f"run_dir={run_dir}", *data], env)
+    m = ws.evaluate(run_dir, stroke_data(TOMOE))
     return {"realdev_top1": m["top1"], "realdev_samples": m["scored"]}
 
 
-def train_model(name: str, extra: list[str], common: list[str], env: dict, out: Path) -> dict:
-    wall = run("kanji_lab", [*MODELS[name], *common, *extra], env)
-    run_dir = newest(out / "train" / "runs")
-    m = json.loads((run_dir / "metrics.json").read_text())
+def train_model(name: str, extra: list[str], common: list[str], ws: Workspace) -> dict:
+    trained = ws.train([*MODELS[name], *common, *extra])
+    run_dir, m = trained.run_dir, trained.metrics
     weights = run_dir / "model.safetensors"
     row = {
         "model": name,
         "top1": m.get("test/acc"),
         "top5": m.get("test/acc_top5"),
-        **realdev_top1(run_dir, out, env),
+        **realdev_top1(run_dir, ws),
         "codebook": m.get("codebook"),
         "parameters": m["parameters"],
         "macs": m.get("macs_per_image"),
@@ -130,7 +119,7 @@ def train_model(name: str, extra: list[str], common: list[str], env: dict, out: 
         "train_s_per_epoch": m["timings"]["train_s"] / max(1, m["epochs"]),
         "latency_ms": latency_ms(weights),
         "int8_onnx_bytes": int8_bytes(weights, run_dir),
-        "wall_s": wall,
+        "wall_s": trained.seconds,
         "run_dir": str(run_dir),
     }
     print(json.dumps(row), flush=True)
@@ -138,29 +127,21 @@ def train_model(name: str, extra: list[str], common: list[str], env: dict, out: 
 
 
 def common_overrides(classes: list[str], args: argparse.Namespace) -> list[str]:
-    out = [
-        f"data.classes='{''.join(classes)}'",
-        f"trainer.max_epochs={args.epochs}",
-        f"seed={args.seed}",
-        f"batch_size={args.batch_size}",
-        "callbacks.progress_bar=null",
-        "++callbacks.onnx_export=null",
-        "callbacks.early_stopping=null",
-    ]
+    out = budget(classes, args.epochs, args.seed, args.batch_size)
     if args.writers:
         out += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
     return out
 
 
-def bench(args: argparse.Namespace, env: dict, out: Path) -> list[dict]:
+def bench(args: argparse.Namespace, ws: Workspace) -> list[dict]:
     common = common_overrides(evenly(etl9g_classes(), args.classes), args)
-    rows = [train_model(name, [], common, env, out) for name in args.models]
+    rows = [train_model(name, [], common, ws) for name in args.models]
     reference = next((r for r in rows if r["model"] == "cnn"), None)
     close = [r for r in rows if reference and r is not reference and near(r, reference)]
     if close and not args.one_seed:  # under a point apart: one more seed for it and for the CNN
         again = [f"seed={args.seed + 1}"]
         for row in [reference, *close]:
-            row["top1_second_seed"] = train_model(row["model"], again, common, env, out)["top1"]
+            row["top1_second_seed"] = train_model(row["model"], again, common, ws)["top1"]
     return rows
 
 
@@ -168,27 +149,22 @@ def near(row: dict, reference: dict) -> bool:
     return abs(row["top1"] - reference["top1"]) < 0.01
 
 
-def zero_shot(args: argparse.Namespace, env: dict, out: Path) -> dict[str, Any]:
+def zero_shot(args: argparse.Namespace, ws: Workspace) -> dict[str, Any]:
     seen_all, unseen_all = zero_shot_split()
     seen, unseen = evenly(seen_all, args.seen), evenly(unseen_all, args.unseen)
     common = common_overrides(seen, args)
-    row = train_model(args.zero_shot_model, [], common, env, out)
+    row = train_model(args.zero_shot_model, [], common, ws)
     data = [f"data.classes='{''.join(unseen)}'"]
     if args.writers:
         data += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
     unseen_spec = f"zero_shot.classes='{''.join(unseen)}'"
-    evaluate = [f"run_dir={row['run_dir']}", "data=synthetic", *data, unseen_spec]
-    metrics = evaluation(out, evaluate, env)
+    metrics = ws.evaluate(row["run_dir"], ["data=synthetic", *data, unseen_spec])
     zs = metrics["zero_shot"]
     zs["slots_unknown_characters"] = len(zs.pop("unknown_slots"))
     zs["split"], zs["writers_note"] = metrics["split"], metrics["writers_note"]
     result = {"seen_classes": len(seen), "seen_test_top1": row["top1"], **zs}
     if TOMOE.is_dir():
-        real = evaluation(
-            out,
-            [f"run_dir={row['run_dir']}", "data=strokes", f"data.root={TOMOE}", unseen_spec],
-            env,
-        )["zero_shot"]
+        real = ws.evaluate(row["run_dir"], [*stroke_data(TOMOE), unseen_spec])["zero_shot"]
         result["realdev"] = {k: real[k] for k in ("samples", "unseen_only_top1", "top1")}
     return result
 
@@ -310,11 +286,7 @@ def main() -> None:
         "settings must match the recorded run)",
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "outputs"
-        env = {**os.environ, "KANJI_LAB_CACHE": args.cache or str(Path(tmp) / "cache")}
-        env["KANJI_LAB_OUTPUT"] = str(out)
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+    with workspace(cache=args.cache, threads=args.threads) as ws:
         writers = f"{args.writers} writers per style family" if args.writers else "default writers"
         setup = (
             f"Synthetic data, {writers}, {args.epochs} epochs each, batch {args.batch_size}, "
@@ -323,14 +295,14 @@ def main() -> None:
             f"{' '.join(sys.argv[1:])}`."
         )
         if args.skip != "bench":
-            rows = bench(args, env, out)
+            rows = bench(args, ws)
             text = f"{args.classes} classes (spread over ETL9G's 3,036). {setup}"
             recorded = {"args": vars(args), "rows": rows, "text": text}
             if args.update:
                 recorded, text = merged_with_recorded(args, rows, text)
             record(args.record, recorded, bench_table(recorded["rows"], text))
         if args.skip != "zero-shot":
-            zs = zero_shot(args, env, out)
+            zs = zero_shot(args, ws)
             text = (
                 f"{args.zero_shot_model} trained on {args.seen} of the 2,000 `zeroshot_seen` "
                 f"kanji, scored on {args.unseen} of the 965 `zeroshot_unseen` kanji. {setup}"

@@ -1,19 +1,28 @@
-"""Throughput on ETL9G-sized data: every architecture, training and inference, CPU and GPU.
+"""Throughput on ETL9G-sized data: every architecture, training and inference, CPU and GPU;
+with ``--loop``, the Lightning loop against a plain PyTorch loop and the data pipeline alone.
 
-Random images of ETL9G's size and shape (607,200 x 64 x 64 uint8; `--quick` uses fewer) stand in
-for the real data, whose content does not change the speed. For each device (CPU always, CUDA when
-present) and each registered architecture it measures training images/s through the real stack
-(CharacterDataModule + CharacterClassifier + Lightning Trainer; on a GPU: images held on the device,
-bf16 autocast, channels-last) and inference images/s. In the same run it trains the CNN from a
-plain per-sample DataLoader with PIL augmentation, the way public projects do, and reports the
-ratio, which is the figure that holds on a noisy machine.
+Random images of ETL9G's shape (64 x 64 uint8; 607,200 of them by default, `--quick` uses fewer)
+stand in for the real data, whose content does not change the speed. For each device (CPU always,
+CUDA when present) and each registered architecture it measures training images/s through the
+real stack (CharacterDataModule + CharacterClassifier + Lightning Trainer; on a GPU: images held
+on the device, bf16 autocast, channels-last) and inference images/s. In the same run it trains
+the CNN from a plain per-sample DataLoader with PIL augmentation, the way public projects do, and
+reports the ratio, which is the figure that holds on a noisy machine.
+
+``--loop`` (CPU only) trains the default CNN in one process three ways on the same memory-mapped
+cache and the same batches: through Lightning, through a plain PyTorch loop doing the same work
+(augment, forward, loss, backward, clip, step), and the data pipeline alone with no model; the
+ratios hold on a noisy machine even when the absolute figures move.
 
     python experiments/bench_throughput.py --quick   # within 3 minutes on a 2-core CPU
     python experiments/bench_throughput.py           # full size
     python experiments/bench_throughput.py --devices cuda --epochs 30   # + 30 whole CNN epochs
+    python experiments/bench_throughput.py --loop            # 60 timed steps per measurement
+    python experiments/bench_throughput.py --loop --quick    # 15 timed steps
 
-Writes experiments/results/bench_throughput.json (.md) and the README's table; a quick or partial
-run (--quick, fewer samples or steps, some models) writes bench_throughput_quick.json (.md) only.
+Writes experiments/results/bench_throughput.json (.md; ``--loop``: bench_loop) and its results
+block in experiments/README.md; a quick or partial run (--quick, fewer samples, steps or classes,
+some models) writes bench_throughput_quick.json (bench_loop_quick) and .md only.
 Prints one JSON object last.
 """
 
@@ -26,7 +35,6 @@ import platform
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,15 +42,18 @@ from PIL import Image
 from torch.autograd import DeviceType
 from torch.utils.data import DataLoader, Dataset
 
+from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.models.module import CharacterClassifier
 from kanji_lab.models.registry import architectures
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
-from results_io import record, table  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
+from experiments.results_io import record, table  # noqa: E402
 
 ETL9G_SAMPLES = 607_200
 CLASSES = 3036
+LOOP_STEPS = 60  # timed steps of a full --loop run (--quick: 15)
 
 
 class PerSampleAugmented(Dataset):
@@ -164,8 +175,10 @@ def _sync(device: str) -> None:
 
 
 def measure(device: str, args: argparse.Namespace, cache_dir: str) -> dict:
-    labels = [chr(0x4E00 + i) for i in range(CLASSES)]
-    dm = bench_datamodule(cache_dir, CLASSES, args.samples, args.batch, in_memory=device == "cuda")
+    labels = [chr(0x4E00 + i) for i in range(args.classes)]
+    dm = bench_datamodule(
+        cache_dir, args.classes, args.samples, args.batch, in_memory=device == "cuda"
+    )
     steps, skip = args.steps, 3
     rows: dict = {"device": device, "name": _device_name(device), "models": {}}
     for arch in args.models:
@@ -198,10 +211,99 @@ def _device_name(device: str) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def lightning_loop(dm: CharacterDataModule, classes: list[str], steps: int, skip: int) -> float:
+    torch.manual_seed(0)
+    model = CharacterClassifier("cnn", classes)
+    timer = StepTimer(skip)
+    trainer = quiet_trainer(
+        accelerator="cpu", max_steps=skip + steps, gradient_clip_val=1.0, callbacks=[timer]
+    )
+    trainer.fit(model, datamodule=dm)
+    return timer.images_per_s
+
+
+def plain_loop(dm: CharacterDataModule, classes: list[str], steps: int, skip: int) -> float:
+    """The same work without Lightning: augment, forward, loss, backward, clip, step."""
+    torch.manual_seed(0)
+    model = CharacterClassifier("cnn", classes)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    images, start = 0, 0.0
+    for step, (x, y) in enumerate(_batches(dm, skip + steps + 1)):
+        if step == skip + 1:
+            start = time.perf_counter()
+        x = dm.augment(x.unsqueeze(1).float() / 255.0) * 2 - 1
+        loss = model.loss(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step > skip:
+            images += len(y)
+    return images / (time.perf_counter() - start)
+
+
+def pipeline_only(dm: CharacterDataModule, steps: int) -> float:
+    """Batches gathered from the memory map and augmented, with no model."""
+    start, images = time.perf_counter(), 0
+    for x, y in _batches(dm, steps):
+        x = dm.augment(x.unsqueeze(1).float() / 255.0) * 2 - 1
+        images += len(y)
+    return images / (time.perf_counter() - start)
+
+
+def _batches(dm: CharacterDataModule, count: int):
+    loader = dm.train_dataloader()
+    while count > 0:
+        for batch in loader:
+            yield batch
+            count -= 1
+            if count == 0:
+                return
+
+
+def measure_loop(args: argparse.Namespace, cache_dir: str) -> dict:
+    """``--loop``: plain loop, Lightning loop and the pipeline alone, default CNN, on the CPU."""
+    skip = 3 if args.quick else 5
+    classes = [chr(0x4E00 + i) for i in range(args.classes)]
+    dm = bench_datamodule(cache_dir, args.classes, args.samples, args.batch, in_memory=False)
+    plain = plain_loop(dm, classes, args.steps, skip)
+    lightning = lightning_loop(dm, classes, args.steps, skip)
+    pipeline = pipeline_only(dm, args.steps * 3)
+    return {
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "batch_size": args.batch,
+        "classes": args.classes,
+        "samples": args.samples,
+        "timed_steps": args.steps,
+        "plain_loop_images_per_s": round(plain, 1),
+        "lightning_images_per_s": round(lightning, 1),
+        "lightning_overhead_pct": round(100 * (plain / lightning - 1), 2),
+        "pipeline_images_per_s": round(pipeline, 1),
+        "pipeline_to_model_ratio": round(pipeline / plain, 2),
+        "command": command(),
+    }
+
+
+def command() -> str:
+    return " ".join(["python experiments/bench_throughput.py", *sys.argv[1:]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few steps (CPU: <3 min)")
-    parser.add_argument("--samples", type=int, help="images (default: ETL9G's 607,200)")
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="instead: the Lightning loop against a plain PyTorch loop and the data pipeline "
+        "alone (default CNN, CPU)",
+    )
+    parser.add_argument(
+        "--samples", type=int, help="images (default: ETL9G's 607,200; --loop: 12 per class)"
+    )
+    parser.add_argument("--classes", type=int, default=CLASSES)
     parser.add_argument("--steps", type=int, help="timed training steps per model")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--models", nargs="*", default=architectures())
@@ -218,41 +320,67 @@ def main() -> None:
         help="default: the CPU, and CUDA if present",
     )
     args = parser.parse_args()
-    args.samples = args.samples or (20_000 if args.quick else ETL9G_SAMPLES)
-    args.steps = args.steps or (6 if args.quick else 40)
-    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [measure(device, args, tmp) for device in devices]
-    summary = {
-        "command": "python experiments/bench_throughput.py"
-        + (" --quick" if args.quick else "")
-        + (f" --devices {' '.join(args.devices)}" if args.devices else "")
-        + (f" --epochs {args.epochs}" if args.epochs else ""),
-        "samples": args.samples,
-        "batch_size": args.batch,
-        "timed_steps": args.steps,
-        "devices": results,
-    }
+    if args.loop and (args.epochs or (args.devices and args.devices != ["cpu"])):
+        parser.error("--loop runs on the CPU and times steps, not epochs")
+    if args.loop:
+        args.samples = args.samples or args.classes * 12
+        args.steps = args.steps or (15 if args.quick else LOOP_STEPS)
+    else:
+        args.samples = args.samples or (20_000 if args.quick else ETL9G_SAMPLES)
+        args.steps = args.steps or (6 if args.quick else 40)
     name, readme = destination(args)
-    record(name, summary, _markdown(summary), readme=readme)
+    if args.loop:
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = measure_loop(args, tmp)
+        markdown = (
+            f"Training throughput, default CNN, {args.classes:,} classes, batch {args.batch}, "
+            f"this machine's CPU (`{summary['command']}`):\n\n" + table(list(summary.items()))
+        )
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+    else:
+        devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [measure(device, args, tmp) for device in devices]
+        summary = {
+            "command": command(),
+            "samples": args.samples,
+            "classes": args.classes,
+            "batch_size": args.batch,
+            "timed_steps": args.steps,
+            "devices": results,
+        }
+        markdown = _markdown(summary)
+        print(f"devices: {', '.join(r['name'] for r in results)}")
+    record(name, summary, markdown, readme=readme)
     print(
-        f"recorded as experiments/results/{name}.json" + ("" if readme else " (README unchanged)")
+        f"recorded as experiments/results/{name}.json"
+        + ("" if readme else " (experiments/README.md unchanged)")
     )
-    print(f"devices: {', '.join(r['name'] for r in results)}")
     print(json.dumps(summary))
 
 
 def destination(args: argparse.Namespace) -> tuple[str, bool]:
-    """Where a run's figures go: a full run (ETL9G's size, 40+ timed steps, every architecture)
-    is ``bench_throughput`` and updates the README's table; a quick or partial one is recorded
-    apart, as ``bench_throughput_quick``, and leaves the README's full-size figures alone."""
-    full = (
-        not args.quick
-        and args.samples >= ETL9G_SAMPLES
-        and args.steps >= 40
-        and set(args.models) >= set(architectures())
-    )
-    return ("bench_throughput", True) if full else ("bench_throughput_quick", False)
+    """Where a run's figures go: a full run (ETL9G's size and classes, 40+ timed steps, every
+    architecture; ``--loop``: 3,036 classes, 60+ timed steps) is ``bench_throughput``
+    (``bench_loop``) and updates its block in experiments/README.md; a quick or partial one is
+    recorded apart, as ``bench_throughput_quick`` (``bench_loop_quick``), and leaves the
+    full-size figures there alone."""
+    loop = getattr(args, "loop", False)
+    same_classes = getattr(args, "classes", CLASSES) == CLASSES
+    if loop:
+        name = "bench_loop"
+        full = not args.quick and args.steps >= LOOP_STEPS and same_classes
+    else:
+        name = "bench_throughput"
+        full = (
+            not args.quick
+            and args.samples >= ETL9G_SAMPLES
+            and args.steps >= 40
+            and set(args.models) >= set(architectures())
+            and same_classes
+        )
+    return (name, True) if full else (f"{name}_quick", False)
 
 
 def _markdown(summary: dict) -> str:

@@ -13,7 +13,7 @@ browser side is ``window.kanjiLab`` (``preprocess`` and ``recognize``) on a site
 ``int8``). Without ``--run-dir`` a tiny model is trained first (``--classes`` of the synthetic
 data, ``debug=limit``: 2 short epochs), and the output says so.
 
-Writes experiments/results/bench_web.json and .md, and the README's results block.
+Writes experiments/results/bench_web.json and .md, and its results block in experiments/README.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,8 +35,10 @@ from kanji_lab.web import browser
 from kanji_lab.web.serve import Background
 from kanji_lab.web.site import build_site
 
-sys.path.insert(0, str(Path(__file__).parent))
-from results_io import ROOT, record, table  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import train_into  # noqa: E402
+from experiments.results_io import ROOT, record, table  # noqa: E402
 
 TARGETS = {"ready_ms": 1000.0, "recognition_ms": 30.0, "float_agreement": 1.0, "int8_agree": 0.99}
 PAD, MARGIN = 320.0, 30.0
@@ -46,14 +47,9 @@ BACKENDS = {"int8": "int8", "float": "onnx"}  # site variant -> predict backend
 
 
 def train_tiny(out: Path, classes: str) -> Path:
-    run = out / "tiny"
-    if (run / "model.int8.onnx").is_file():
-        return run
-    args = [f"data.classes='{classes}'", "debug=limit", f"hydra.run.dir={run}"]
+    args = [f"data.classes='{classes}'", "debug=limit"]
     args += ["callbacks.progress_bar=null", "callbacks.carbon=null"]
-    print(f"training: python -m kanji_lab {' '.join(args)}", flush=True)
-    subprocess.run([sys.executable, "-m", "kanji_lab", *args], cwd=ROOT, check=True)
-    return run
+    return train_into(out / "tiny", args, done="model.int8.onnx")
 
 
 def drawings(labels: list[str], variants: int, seed: int = 0) -> list[list[list[list[float]]]]:

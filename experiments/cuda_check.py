@@ -17,10 +17,10 @@ Checks, each on its own (one failing does not stop the others):
 - ``cli``: ``python -m kanji_lab trainer=ddp`` (``trainer=gpu`` on one GPU) end to end on a
   small synthetic set: train, test, export, ``emissions.json``.
 
-Prints one JSON line of figures and writes experiments/results/cuda_check.json (.md, and the
-README block). Without CUDA it says so and exits with status 0, checking and writing nothing.
-``--cpu-dry-run`` runs the same code on the CPU with tiny sizes (to test this script on a machine
-without a GPU; CUDA-only checks are skipped) and writes nothing.
+Prints one JSON line of figures and writes experiments/results/cuda_check.json (.md, and its
+results block in experiments/README.md). Without CUDA it says so and exits with status 0, checking
+and writing nothing. ``--cpu-dry-run`` runs the same code on the CPU with tiny sizes (to test this
+script on a machine without a GPU; CUDA-only checks are skipped) and writes nothing.
 """
 
 from __future__ import annotations
@@ -57,11 +57,12 @@ if __name__ == "__main__" and "-h" not in sys.argv and "--help" not in sys.argv:
 import lightning.pytorch as pl  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
-from results_io import record, table  # noqa: E402
-
 from kanji_lab.models.module import CharacterClassifier  # noqa: E402
+
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
+from experiments.results_io import record, table  # noqa: E402
 
 
 def main() -> int:

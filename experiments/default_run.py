@@ -8,38 +8,34 @@ the real writing of ``../shared/realdev`` (never trained on) with its most confu
     python experiments/default_run.py                      # the default job, as in the README
     python experiments/default_run.py trainer.max_epochs=2  # overrides pass through
 
-Writes experiments/results/default_run.json and .md, and the README's results block.
+Writes experiments/results/default_run.json and .md, and its results block in experiments/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from realsets import TEGAKI_HIRAGANA, TOMOE, make_cells_folder  # noqa: E402
-from results_io import evaluation, newest, record, run_module, table  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import workspace  # noqa: E402
+from experiments.realsets import (  # noqa: E402
+    TEGAKI_HIRAGANA,
+    TOMOE,
+    folder_data,
+    make_cells_folder,
+    stroke_data,
+)
+from experiments.results_io import record, table  # noqa: E402
 
 TARGET_SECONDS = 15 * 60
 REAL_SETS = {  # real writing, for evaluation only
-    "tomoe (real pen strokes, one writer)": ["data=strokes", f"data.root={TOMOE}"],
-    "tegaki hiragana (real tablet traces, one writer)": [
-        "data=strokes",
-        f"data.root={TEGAKI_HIRAGANA}",
-    ],
+    "tomoe (real pen strokes, one writer)": stroke_data(TOMOE),
+    "tegaki hiragana (real tablet traces, one writer)": stroke_data(TEGAKI_HIRAGANA),
 }
 PRIOR_WEIGHTS = [0.1, 0.3, 1.0]  # the character-frequency prior, reported beside the model alone
 CELLS = "tomoe cells (the same characters cut from a sheet with their neighbours)"
 TARGET_TOP1 = 0.97
-
-
-def evaluate(run_dir: Path, data: list[str], env: dict[str, str], tmp: str) -> dict:
-    """``python -m kanji_lab.evaluate`` of the run on ``data`` (none: its own test split)."""
-    return evaluation(Path(tmp) / "outputs", [f"run_dir={run_dir}", *data], env)
 
 
 def main() -> None:
@@ -48,28 +44,13 @@ def main() -> None:
     parser.add_argument("--keep", help="put the run directories here instead of a temporary folder")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        tmp = args.keep or scratch
-        cells = Path(tmp) / "cells"
-        env = {
-            **os.environ,
-            "KANJI_LAB_CACHE": args.reuse_cache or str(Path(tmp) / "cache"),
-            "KANJI_LAB_OUTPUT": str(Path(tmp) / "outputs"),
-        }
-        wall, _ = run_module("kanji_lab", args.overrides, env)
-        run_dir = newest(Path(tmp) / "outputs" / "train" / "runs")
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        evaluation = evaluate(run_dir, [], env, tmp)
-        sets = {**REAL_SETS, CELLS: ["data=folder", f"data.root={make_cells_folder(cells)}"]}
-        real = {
-            name: evaluate(
-                run_dir,
-                [*data, "split=all", "prior=[" + ",".join(map(str, PRIOR_WEIGHTS)) + "]"],
-                env,
-                tmp,
-            )
-            for name, data in sets.items()
-        }
+    with workspace(cache=args.reuse_cache, keep=args.keep) as ws:
+        trained = ws.train(args.overrides)
+        run_dir, metrics, wall = trained.run_dir, trained.metrics, trained.seconds
+        evaluation = ws.evaluate(run_dir, [])
+        sets = {**REAL_SETS, CELLS: folder_data(make_cells_folder(ws.folder / "cells"))}
+        prior = "prior=[" + ",".join(map(str, PRIOR_WEIGHTS)) + "]"
+        real = {name: ws.evaluate(run_dir, [*d, "split=all", prior]) for name, d in sets.items()}
     timings = metrics["timings"]
     result = {
         "command": "python -m kanji_lab " + " ".join(args.overrides),

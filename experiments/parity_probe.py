@@ -12,7 +12,7 @@ differ most in how fast they learn (``bench_models.py`` compares them at a fair 
     python experiments/parity_probe.py --rows vit            # only the rows whose label starts so,
                                                              # merged into the recorded table
 
-Writes experiments/results/parity_probe.json / .md and the README's results block.
+Writes experiments/results/parity_probe.json / .md and its results block in experiments/README.md.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_models import evenly  # noqa: E402
-from results_io import RESULTS, newest, record, run_module  # noqa: E402
+from kanji_lab.data.charsets import etl9g_classes
 
-from kanji_lab.data.charsets import etl9g_classes  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import Workspace, budget, evenly, workspace  # noqa: E402
+from experiments.results_io import RESULTS, record  # noqa: E402
 
 RNN_BEFORE = ["model=rnn", "model.net.features=0", "model.net.pool=0"]
 HIERCODE_CODE = ["model=hiercode", "model.net.codebook=slots"]
@@ -95,9 +94,8 @@ ROWS = {
 }
 
 
-def probe(label: str, overrides: list[str], common: list[str], env: dict, out: Path) -> dict:
-    run_module("kanji_lab", [*overrides, *common], env)
-    m = json.loads((newest(out / "train" / "runs") / "metrics.json").read_text())
+def probe(label: str, overrides: list[str], common: list[str], ws: Workspace) -> dict:
+    m = ws.train([*overrides, *common]).metrics
     row = {
         "row": label,
         "overrides": overrides,
@@ -127,21 +125,9 @@ def main() -> None:
     parser.add_argument("--cache", help="cache folder to reuse (default: a fresh temporary one)")
     args = parser.parse_args()
     chosen = [k for k in ROWS if not args.rows or any(k.startswith(p) for p in args.rows)]
-    classes = "".join(evenly(etl9g_classes(), args.classes))
-    common = [
-        f"data.classes='{classes}'",
-        f"trainer.max_epochs={args.epochs}",
-        f"seed={args.seed}",
-        "batch_size=256",
-        "callbacks.progress_bar=null",
-        "++callbacks.onnx_export=null",
-        "callbacks.early_stopping=null",
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "outputs"
-        env = {**os.environ, "KANJI_LAB_CACHE": args.cache or str(Path(tmp) / "cache")}
-        env["KANJI_LAB_OUTPUT"] = str(out)
-        rows = [probe(label, ROWS[label], common, env, out) for label in chosen]
+    common = budget(evenly(etl9g_classes(), args.classes), args.epochs, args.seed, 256)
+    with workspace(cache=args.cache) as ws:
+        rows = [probe(label, ROWS[label], common, ws) for label in chosen]
     setup = (
         f"{args.classes} classes (spread over ETL9G's 3,036), default synthetic writers, "
         f"{args.epochs} epochs, batch 256, seed {args.seed}, on a {os.cpu_count()}-core machine; "

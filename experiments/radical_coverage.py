@@ -11,27 +11,22 @@ of the unseen kanji's slots the seen kanji provide.
 The combined vocabulary is built from the class lists in kanji_lab.data.charsets (ETL9G classes,
 the hiragana row, katakana, digits, Latin capitals, ゛゜), not read from ETL files: it approximates
 the ``combined_all_etl`` label set (about 3.2k classes). Writes experiments/results/
-radical_coverage.json / .md and the README's results block.
+radical_coverage.json / .md and its results block in experiments/README.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import string
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-from results_io import record  # noqa: E402
+from kanji_lab.data import radicals
+from kanji_lab.data.charsets import etl9g_classes, hiragana_row, katakana, zero_shot_split
+from kanji_lab.models.hiercode import code_slots, label_codes
 
-from kanji_lab.data import radicals  # noqa: E402
-from kanji_lab.data.charsets import (  # noqa: E402
-    etl9g_classes,
-    hiragana_row,
-    katakana,
-    zero_shot_split,
-)
-from kanji_lab.models.hiercode import code_slots, label_codes  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.results_io import record  # noqa: E402
 
 
 def combined_vocabulary() -> list[str]:
@@ -90,6 +85,7 @@ def markdown(rows: list[dict[str, Any]], zs: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     rows = [report("ETL9G", etl9g_classes()), report("combined ETL", combined_vocabulary())]
     zs = zero_shot_report()
     for r in rows:

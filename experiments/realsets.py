@@ -1,6 +1,7 @@
 """The real writing of ``../shared/realdev`` (evaluation only, never training data) and the image
 sets the experiments build from it: Tomoe's strokes drawn on a phone pad (``pad``) and written in
-the cells of a sheet, cut out with their neighbours (``cells``)."""
+the cells of a sheet, cut out with their neighbours (``cells``). The one place the experiments
+name the development set's paths."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ REALDEV = Path(__file__).resolve().parents[2] / "shared" / "realdev"
 TOMOE = REALDEV / "tomoe"
 TEGAKI_HIRAGANA = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
 PAD_SIDE = 400  # pixels of the simulated phone pad
+
+
+def stroke_data(path: Path = TOMOE) -> list[str]:
+    """Overrides that read a stroke file or folder of the development set (``data=strokes``)."""
+    return ["data=strokes", f"data.root={path}"]
+
+
+def folder_data(folder: Path) -> list[str]:
+    """Overrides that read an image folder with a labels.csv (``data=folder``)."""
+    return ["data=folder", f"data.root={folder}"]
 
 
 def tomoe_traces(classes: str | None = None) -> list:

@@ -1,13 +1,12 @@
 """Shared by the experiment scripts: write a results file and copy its table into
-``experiments/README.md`` (the results book; the top-level README holds no figures); run a
-kanji_lab command and find the run it wrote.
+``experiments/README.md`` (the results book; the top-level README holds no figures). Running
+kanji_lab commands is :mod:`experiments.harness`.
 
 A results block is the text between ``<!-- results:<name> -->`` and ``<!-- /results:<name> -->``;
 it always equals :func:`block` of its name (``tests/test_docs.py`` checks every one)."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -87,30 +86,3 @@ def table(rows: list[tuple[str, Any]]) -> str:
     lines = ["| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
-
-
-def run_module(
-    module: str, args: list[str], env: dict[str, str], cwd: Path = ROOT
-) -> tuple[float, str]:
-    """Run ``python -m module args`` in ``cwd``; wall seconds and the combined output. Exits with
-    the end of the output when the command fails."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - start
-    if proc.returncode:
-        tail = f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        sys.exit(f"{module} {' '.join(args)} failed:\n{tail}")
-    return seconds, proc.stdout + proc.stderr
-
-
-def newest(folder: Path) -> Path:
-    """The most recently modified entry of ``folder`` (the run a command just wrote)."""
-    return max(Path(folder).iterdir(), key=lambda p: p.stat().st_mtime)
-
-
-def evaluation(out: Path, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict[str, Any]:
-    """The ``metrics.json`` of ``python -m kanji_lab.evaluate args`` (runs under ``out``)."""
-    run_module("kanji_lab.evaluate", args, env, cwd)
-    return json.loads((newest(Path(out) / "evaluate" / "runs") / "metrics.json").read_text())

@@ -10,7 +10,8 @@ figure of the first job (with the method that measured it).
 
 The default is reduced to fit a 2-core CPU machine: the kana classes of the built-in synthetic
 data and the default 6 epochs, two CNN widths as the two models. Writes
-experiments/results/sweep_report.{json,md}, the plots next to them, and the README block.
+experiments/results/sweep_report.{json,md}, the plots next to them, and its results block in
+experiments/README.md (which links the plots relative to itself).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from results_io import RESULTS, ROOT, record  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import run_module  # noqa: E402
+from experiments.results_io import DOC, RESULTS, ROOT, provenance, record  # noqa: E402
 
 DEFAULT_SWEEP = ["model.net.width=16,32", "seed=1,2"]
 DEFAULT_OVERRIDES = ["data.classes=kana", "callbacks.progress_bar=null"]
@@ -34,22 +34,14 @@ DEFAULT_OVERRIDES = ["data.classes=kana", "callbacks.progress_bar=null"]
 
 def git_state() -> str:
     """The commit the code came from, marked when the working tree differs from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return commit + (" (working tree modified)" if git("status", "--porcelain", "-uno") else "")
+    measured = provenance()
+    commit = measured["commit"][:7] or "unknown"
+    return commit + (" (working tree modified)" if measured["dirty"] else "")
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if proc.returncode:
-        sys.exit(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return time.perf_counter() - start, proc.stdout + proc.stderr
+def plot_link(path: Path) -> str:
+    """``path`` as the results book links it: relative to experiments/README.md."""
+    return os.path.relpath(path, (ROOT / DOC).parent)
 
 
 def main() -> None:
@@ -63,9 +55,9 @@ def main() -> None:
         if args.cache:
             env["KANJI_LAB_CACHE"] = args.cache
         train_args = ["-m", *args.sweep, *args.overrides]
-        wall, _ = run(["-m", "kanji_lab", *train_args], env)
+        wall, _ = run_module("kanji_lab", train_args, env)
         sweep_dir = next((Path(tmp) / "outputs" / "train" / "multiruns").iterdir())
-        _, printed = run(["-m", "kanji_lab.report", str(sweep_dir)], env)
+        _, printed = run_module("kanji_lab.report", [str(sweep_dir)], env)
         out = RESULTS / "sweep_report"
         out.mkdir(parents=True, exist_ok=True)
         for name in ("report.md", "report.csv", "acc_vs_params.png", "acc_vs_time.png"):
@@ -101,8 +93,8 @@ def main() -> None:
             "",
             table,
             "",
-            "![accuracy vs parameters](experiments/results/sweep_report/acc_vs_params.png)",
-            "![accuracy vs training time](experiments/results/sweep_report/acc_vs_time.png)",
+            f"![accuracy vs parameters]({plot_link(out / 'acc_vs_params.png')})",
+            f"![accuracy vs training time]({plot_link(out / 'acc_vs_time.png')})",
             "",
             f"Energy of job 0 (fit + test, {carbon['duration_s']:.0f} s): "
             f"{carbon['kwh']:.3g} kWh, {1000 * carbon['kg_co2e']:.3g} g CO2e at "

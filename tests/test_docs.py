@@ -2,7 +2,6 @@
 block (README or experiments/README.md) is what its script wrote into experiments/results/."""
 
 import importlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,7 @@ MAIN_JOB = (
 
 @pytest.fixture(scope="module")
 def results_io():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    try:
-        yield importlib.import_module("results_io")
-    finally:
-        sys.path.remove(str(ROOT / "experiments"))
+    return importlib.import_module("experiments.results_io")
 
 
 def _fenced_lines(text: str) -> list[str]:

@@ -1,0 +1,121 @@
+"""experiments/ is one small harness: every script imports (as part of the ``experiments``
+package and on its own, as ``python experiments/<script>.py`` loads it) and answers ``--help``;
+shared code comes from ``experiments.<module>``, and only experiments/_bootstrap.py changes
+``sys.path``."""
+
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+SHARED = {"__init__", "_bootstrap", "bench_common", "harness", "realsets", "results_io"}
+SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.py") if p.stem not in SHARED)
+# scripts another change still converts (its sys.path.insert goes, its imports become
+# `from experiments.results_io import ...` behind the bootstrap): drop the entry then
+PENDING = {"bench_prepare"}
+
+
+def _ids(path: Path) -> str:
+    return path.stem
+
+
+def _pending(path: Path):
+    if path.stem in PENDING:
+        return pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="converted later"))
+    return path
+
+
+def _syspath_calls(path: Path) -> list[str]:
+    """Where ``path`` changes ``sys.path`` (a method call on it, an assignment to it)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            changes = ast.unparse(node.func.value) == "sys.path"
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            changes = any(ast.unparse(t).startswith("sys.path") for t in targets)
+        else:
+            changes = False
+        if changes:
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_the_scripts_are_the_expected_ones():
+    names = {p.stem for p in SCRIPTS}
+    assert {"bench_throughput", "bench_deploy", "bench_models", "parity_probe"} <= names
+    assert not names & {"bench_loop", "bench_rnn_int8"}, "folded into bench_throughput/deploy"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids)
+def test_every_script_imports_as_part_of_the_package(script):
+    module = importlib.import_module(f"experiments.{script.stem}")
+    assert callable(module.main)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids)
+def test_every_script_answers_help_when_run_as_a_file(script):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=ROOT.parent,  # not the repository root: the bootstrap finds it
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "usage:" in done.stdout
+
+
+def test_a_script_answers_help_as_a_module():
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.parity_probe", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "usage:" in done.stdout
+
+
+@pytest.mark.parametrize("script", [_pending(p) for p in SCRIPTS], ids=_ids)
+def test_no_script_changes_sys_path_but_the_bootstrap(script):
+    assert not _syspath_calls(script), "import shared code as experiments.<module>"
+    text = script.read_text()
+    assert "import _bootstrap" in text and "from experiments." in text
+
+
+def test_only_the_bootstrap_changes_sys_path():
+    shared = [EXPERIMENTS / f"{name}.py" for name in sorted(SHARED)]
+    changing = {call.split(":")[0] for p in shared for call in _syspath_calls(p)}
+    assert changing == {"_bootstrap.py"}
+
+
+def test_the_harness_helpers_live_in_one_place():
+    defined: dict[str, list[str]] = {}
+    for path in EXPERIMENTS.glob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef):
+                defined.setdefault(node.name, []).append(path.stem)
+    for name in ("run_module", "newest", "evenly", "evaluation", "budget", "train_into"):
+        assert defined.get(name, ["harness"]) == ["harness"], (name, defined.get(name))
+
+
+def test_the_development_set_paths_are_named_once():
+    # realsets builds them from "shared"; a script names them through realsets' constants
+    for path in EXPERIMENTS.glob("*.py"):
+        strings = [
+            node.value
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
+        paths = [s for s in strings if s == "shared" or s.endswith((".tdic", ".charcol.gz"))]
+        assert not paths or path.stem == "realsets", (path.name, paths)
