@@ -20,35 +20,34 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig
-from PIL import Image, UnidentifiedImageError
 
 from kanji_lab.config import config_dir
-from kanji_lab.data.datamodule import model_input
-from kanji_lab.data.images import grayscale, normalize_image
 from kanji_lab.data.normalize import Settings
 from kanji_lab.deploy import bnb
 from kanji_lab.deploy.onnx_export import read_metadata as onnx_metadata
-from kanji_lab.deploy.onnx_export import run_session, session
 from kanji_lab.deploy.pipeline import INT8_FILE, ONNX_FILE, bnb_file
 from kanji_lab.deploy.weights import WEIGHTS_FILE, load_weights, read_metadata
 from kanji_lab.errors import reports_user_errors
-from kanji_lab.prior import checked_weight, log_prior, rescore
+from kanji_lab.inference import (
+    ImageError,
+    collect_images,
+    load_image,
+    model_batch,
+    open_onnx,
+    required_file,
+    top_k,
+)
+from kanji_lab.prior import checked_weight
 from kanji_lab.run_dir import RunDirError
 
 log = logging.getLogger(__name__)
 BACKENDS = ("onnx", "int8", "torch", "nf4")
 FORMATS = ("text", "jsonl")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-MIN_CONTRAST = 16  # grey levels between the darkest and lightest pixel for an image to hold ink
 Logits = Callable[[np.ndarray], np.ndarray]
 
 
 class PredictError(ValueError):
     """A bad option of the predict command (unknown backend, format, top-k)."""
-
-
-class ImageError(ValueError):
-    """One input image cannot be used; the message says why."""
 
 
 def check_options(cfg: DictConfig) -> None:
@@ -71,7 +70,7 @@ def load_backend(
     if backend in ("onnx", "int8"):
         return _onnx_backend(run_dir / (ONNX_FILE if backend == "onnx" else INT8_FILE), threads)
     if backend == "torch":
-        net, meta = load_weights(_required(run_dir / WEIGHTS_FILE))
+        net, meta = load_weights(required_file(run_dir / WEIGHTS_FILE))
     elif backend == "nf4":
         net, meta = _nf4(run_dir)
     else:
@@ -79,16 +78,9 @@ def load_backend(
     return _torch_logits(net), meta["labels"]
 
 
-def _required(path: Path) -> Path:
-    if not path.is_file():
-        hint = "python -m kanji_lab.export run_dir=" + str(path.parent)
-        raise RunDirError(f"{path} not found; a finished training run writes it (or run: {hint})")
-    return path
-
-
 def _onnx_backend(path: Path, threads: int | None) -> tuple[Logits, list[str]]:
-    sess = session(_required(path), threads)
-    return (lambda x: run_session(sess, x)), onnx_metadata(path)["labels"]
+    model = open_onnx(path, threads)
+    return model.logits, model.labels
 
 
 def _nf4(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -96,7 +88,7 @@ def _nf4(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     if stored.is_file():
         return bnb.load_quantized(stored)
     log.info("%s not found: quantizing %s to NF4 in memory", stored.name, WEIGHTS_FILE)
-    net, meta = load_weights(_required(run_dir / WEIGHTS_FILE))
+    net, meta = load_weights(required_file(run_dir / WEIGHTS_FILE))
     quantized, _ = bnb.quantize_linears(net, "nf4")
     return quantized, meta
 
@@ -119,56 +111,6 @@ def trained_normalization(run_dir: Path) -> Settings | None:
         if path.is_file():
             return read(path).get("preprocessing", {}).get("normalize")
     return None
-
-
-def collect_images(specs: list[str] | str) -> list[Path]:
-    """The image paths named by files and folders (a folder: its image files, sorted)."""
-    specs = [specs] if isinstance(specs, str) else list(specs)
-    paths: list[Path] = []
-    for spec in map(Path, specs):
-        if spec.is_dir():
-            found = sorted(p for p in spec.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            paths += found or [spec]  # an empty folder is reported as a failed item
-        else:
-            paths.append(spec)
-    return paths
-
-
-def load_image(path: Path, invert: str = "auto", settings: Settings | None = None) -> np.ndarray:
-    """A file -> ``(64, 64)`` uint8 ink-bright, like the training data; :class:`ImageError` when
-    it is missing, unreadable, empty or blank. ``settings``: the model's normalisation."""
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError("folder holds no image files")
-    if not path.is_file():
-        raise ImageError("no such file")
-    if path.stat().st_size == 0:
-        raise ImageError("empty file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            gray = grayscale(img)
-            if int(gray.max()) - int(gray.min()) < MIN_CONTRAST:
-                raise ImageError("no ink found (the image is blank)")
-            return normalize_image(img, invert=invert, settings=settings)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ImageError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
-
-
-def top_k(
-    logits: np.ndarray, labels: list[str], k: int, prior: float = 0.0
-) -> list[list[dict[str, Any]]]:
-    """Per row: the ``k`` most probable characters with their softmax probabilities; with
-    ``prior`` > 0 the scores first take that weight of the character-frequency prior
-    (:mod:`kanji_lab.prior`)."""
-    z = rescore(logits, log_prior(labels), prior) if prior else logits.astype(np.float64)
-    probs = np.exp(z - z.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    order = np.argsort(-probs, axis=1)[:, : min(k, len(labels))]
-    return [
-        [{"char": labels[i], "prob": float(p[i])} for i in row]
-        for row, p in zip(order, probs, strict=True)
-    ]
 
 
 def predict(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -204,7 +146,7 @@ def _predict_chunk(
         except ImageError as exc:
             result["error"] = str(exc)
     if loaded:
-        batch = model_input(torch.from_numpy(np.stack([img for _, img in loaded]))).numpy()
+        batch = model_batch(np.stack([img for _, img in loaded]))
         for (result, _), best in zip(
             loaded,
             top_k(logits(batch), labels, int(cfg.topk), checked_weight(cfg.get("prior"))),
