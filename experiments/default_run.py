@@ -21,6 +21,7 @@ if not __package__:  # run as a file: make `experiments` importable
 from experiments.harness import workspace  # noqa: E402
 from experiments.realsets import (  # noqa: E402
     TEGAKI_HIRAGANA,
+    TEGAKI_KATAKANA,
     TOMOE,
     folder_data,
     make_cells_folder,
@@ -32,6 +33,7 @@ TARGET_SECONDS = 15 * 60
 REAL_SETS = {  # real writing, for evaluation only
     "tomoe (real pen strokes, one writer)": stroke_data(TOMOE),
     "tegaki hiragana (real tablet traces, one writer)": stroke_data(TEGAKI_HIRAGANA),
+    "tegaki katakana (real tablet traces, one writer)": stroke_data(TEGAKI_KATAKANA),
 }
 PRIOR_WEIGHTS = [0.1, 0.3, 1.0]  # the character-frequency prior, reported beside the model alone
 CELLS = "tomoe cells (the same characters cut from a sheet with their neighbours)"
@@ -69,6 +71,8 @@ def main() -> None:
         "files_bytes": metrics["files"],
         "top1_per_style": {k: v["acc"] for k, v in evaluation["per_source"].items()},
         "samples_per_style": {k: v["n"] for k, v in evaluation["per_source"].items()},
+        "top1_per_script": {k: v["acc"] for k, v in evaluation["per_script"].items()},
+        "samples_per_script": {k: v["n"] for k, v in evaluation["per_script"].items()},
         "most_confused": evaluation["confused_pairs"][:10],
         "real_writing": {name: _real_summary(m) for name, m in real.items()},
         "target_wall_s": TARGET_SECONDS,
@@ -111,6 +115,10 @@ def _markdown(r: dict) -> str:
     rows += [
         (f"top-1 on {k} ({r['samples_per_style'][k]:,} test samples)", pct(v))
         for k, v in r["top1_per_style"].items()
+    ]
+    rows += [
+        (f"top-1 on {k} ({r['samples_per_script'][k]:,} test samples)", pct(v))
+        for k, v in r.get("top1_per_script", {}).items()
     ]
     rows += [
         (f"real writing: {k}, {v['samples']:,} samples", f"top-1 {pct(v['top1'])}, top-5 "

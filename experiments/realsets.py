@@ -17,6 +17,7 @@ from kanji_lab.data.strokes.files import read_stroke_file
 REALDEV = Path(__file__).resolve().parents[2] / "shared" / "realdev"
 TOMOE = REALDEV / "tomoe"
 TEGAKI_HIRAGANA = REALDEV / "tegaki" / "hiragana-writer1.charcol.gz"
+TEGAKI_KATAKANA = REALDEV / "tegaki" / "katakana-writer1.charcol.gz"
 PAD_SIDE = 400  # pixels of the simulated phone pad
 
 
