@@ -174,17 +174,22 @@ class OnnxModel:
         return self.session.run(None, feed)[0]
 
 
-def open_onnx(path: Path, threads: int | None = None) -> OnnxModel:
-    """An ONNX file on the CPU in ONNX Runtime (``threads``: intra-op threads; None: the
-    runtime's default). :class:`ModelError` when it is missing, not a model, or lacks labels."""
-    path = required_file(path)
+def cpu_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session; ``threads`` caps intra-op threads (None: runtime default)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def open_onnx(path: Path, threads: int | None = None) -> OnnxModel:
+    """An ONNX file on the CPU in ONNX Runtime (``threads``: intra-op threads; None: the
+    runtime's default). :class:`ModelError` when it is missing, not a model, or lacks labels."""
+    path = required_file(path)
     try:
-        sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        sess = cpu_session(path, threads)
     except Exception as exc:  # onnxruntime raises its own unrelated exception types
         raise ModelError(f"{path}: not a model ONNX Runtime can load ({exc})") from exc
     metadata: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from torch import nn
 from kanji_lab.atomic import atomic_file
 from kanji_lab.deploy.weights import PREPROCESSING
 from kanji_lab.errors import UserError
+from kanji_lab.inference import cpu_session
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +150,7 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def session(path: Path, threads: int | None = None) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session; ``threads`` caps intra-op threads (None: runtime default)."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+session = cpu_session  # an ONNX Runtime CPU session (kanji_lab.inference)
 
 
 def run_session(sess: ort.InferenceSession, images: np.ndarray) -> np.ndarray:

@@ -24,9 +24,10 @@ from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.deploy import bnb
 from kanji_lab.deploy.int8 import quantize_int8, top1_agreement
 from kanji_lab.deploy.onnx_export import check_onnx, export_onnx
+from kanji_lab.inference import INT8_FILE, ONNX_FILE
 
 log = logging.getLogger(__name__)
-ONNX_FILE, INT8_FILE, REPORT_FILE = "model.onnx", "model.int8.onnx", "export.json"
+REPORT_FILE = "export.json"
 # torch.onnx logs a warning per torchvision operator it cannot register, the ONNX optimiser and
 # the quantizer an INFO line per rewrite
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
