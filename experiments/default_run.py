@@ -56,6 +56,7 @@ def main() -> None:
     timings = metrics["timings"]
     result = {
         "command": "python -m kanji_lab " + " ".join(args.overrides),
+        "run_dir": str(run_dir) if args.keep else None,
         "fresh_cache": not args.reuse_cache,
         "wall_s": round(wall, 1),
         "generation_and_data_s": round(timings["data_s"], 1),
