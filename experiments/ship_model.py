@@ -17,7 +17,7 @@ from pathlib import Path
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
-from experiments.results_io import RESULTS, ROOT, provenance  # noqa: E402
+from experiments.results_io import RESULTS, provenance  # noqa: E402
 from kanji_lab.inference import INT8_FILE, open_onnx  # noqa: E402
 from kanji_lab.recognizer import REGISTRY  # noqa: E402
 
@@ -69,7 +69,7 @@ def main() -> None:
     registry["models"] = [new, *(m for m in registry["models"] if m["name"] != args.name)]
     REGISTRY.write_text(json.dumps(registry, ensure_ascii=False, indent=2) + "\n", "utf-8")
     print(json.dumps(new, ensure_ascii=False, indent=2))
-    print(f"shipped {new['file']} in {REGISTRY.parent.relative_to(ROOT)}")
+    print(f"shipped {new['file']} in {REGISTRY.parent}")
 
 
 if __name__ == "__main__":

@@ -119,3 +119,27 @@ def test_the_development_set_paths_are_named_once():
         ]
         paths = [s for s in strings if s == "shared" or s.endswith((".tdic", ".charcol.gz"))]
         assert not paths or path.stem == "realsets", (path.name, paths)
+
+
+def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monkeypatch):
+    """ship_model copies a run's INT8 file beside a registry and records its measured figures;
+    the Recognizer then reads with it by name and as the default."""
+    import json
+
+    from experiments import ship_model
+    from kanji_lab import recognizer
+    from tests.deploy_run import deploy_run
+
+    _, run, metrics = deploy_run()
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"models": []}), "utf-8")
+    monkeypatch.setattr(ship_model, "REGISTRY", registry)
+    monkeypatch.setattr(recognizer, "REGISTRY", registry)
+    monkeypatch.setattr(sys, "argv", ["ship_model", "--run-dir", str(run), "--name", "tiny"])
+    ship_model.main()
+    entry = json.loads(registry.read_text("utf-8"))["models"][0]
+    assert (tmp_path / entry["file"]).is_file() and entry["name"] == "tiny"
+    assert entry["metrics"]["test_top1"] == metrics["test/acc"]
+    assert entry["commit"] and entry["recipe"].startswith("python -m kanji_lab")
+    rec = recognizer.Recognizer()
+    assert len(rec.labels) == entry["classes"] and recognizer.Recognizer("tiny").labels == rec.labels
