@@ -142,4 +142,6 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
     assert entry["metrics"]["test_top1"] == metrics["test/acc"]
     assert entry["commit"] and entry["recipe"].startswith("python -m kanji_lab")
     rec = recognizer.Recognizer()
-    assert len(rec.labels) == entry["classes"] and recognizer.Recognizer("tiny").labels == rec.labels
+    assert (
+        len(rec.labels) == entry["classes"] and recognizer.Recognizer("tiny").labels == rec.labels
+    )
