@@ -421,3 +421,27 @@ def test_prior_weight_in_the_page_matches_python(page, sites):
         want = top_k(logits, labels_of(model), 5, prior=weight)[0]
         assert [g["char"] for g in got] == [w["char"] for w in want], weight
         assert np.allclose([g["prob"] for g in got], [w["prob"] for w in want], atol=2e-3)
+
+
+def test_site_without_a_run_uses_the_shipped_model(run, tmp_path, monkeypatch):
+    """``python -m kanji_lab.web out=site``: no run_dir, the default model of the package's
+    registry (here one pointing at the tiny run's INT8 file)."""
+    import shutil
+
+    from kanji_lab import recognizer
+    from kanji_lab.run_dir import RunDirError
+
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"models": []}), "utf-8")
+    monkeypatch.setattr(recognizer, "REGISTRY", registry)
+    with pytest.raises(RunDirError, match="no model is shipped"):
+        build(web_cfg([f"out={tmp_path / 's'}"]))
+    shutil.copyfile(run / "model.int8.onnx", tmp_path / "tiny.int8.onnx")
+    labels = json.loads((run / "labels.json").read_text("utf-8"))["labels"]
+    entry = {"name": "tiny", "file": "tiny.int8.onnx", "classes": len(labels)}
+    registry.write_text(json.dumps({"models": [entry]}), "utf-8")
+    info = build(web_cfg([f"out={tmp_path / 'site'}"]))
+    assert info["name"] == "tiny" and info["labels"] == labels
+    assert (tmp_path / "site" / info["file"]).read_bytes() == (run / "model.int8.onnx").read_bytes()
+    with pytest.raises(WebError, match="shipped models are INT8"):
+        build(web_cfg([f"out={tmp_path / 's'}", "variant=float"]))

@@ -1,4 +1,5 @@
-"""``python -m kanji_lab.web run_dir=<run> out=site [serve=true] [variant=float]``."""
+"""``python -m kanji_lab.web [run_dir=<run>] out=site [serve=true] [variant=float]``: without a
+run, the site runs the model shipped in the package."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     """Build the site ``cfg`` describes; returns what :func:`build_site` returns."""
     runtime = runtime_dir(Path(cfg.npm.cache_dir), str(cfg.npm.version), cfg.get("ort_dir"))
     return build_site(
-        Path(cfg.run_dir),
+        Path(cfg.run_dir) if cfg.get("run_dir") else None,
         Path(cfg.out),
         runtime,
         str(cfg.variant),

@@ -38,10 +38,13 @@ def static_dir() -> Path:
     return Path(str(resources.files("kanji_lab.web") / "static"))
 
 
-def model_file(run_dir: Path, variant: str) -> Path:
-    """The run's ONNX file of ``variant`` (``int8`` or ``float``)."""
+def model_file(run_dir: Path | None, variant: str) -> Path:
+    """The run's ONNX file of ``variant`` (``int8`` or ``float``); without a run, the INT8 file
+    of the default model shipped in the package."""
     if variant not in MODEL_FILES:
         raise WebError(f"variant={variant}: unknown variant; choose from {tuple(MODEL_FILES)}")
+    if run_dir is None:
+        return shipped_file(variant)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"run_dir={run_dir}: no such directory")
@@ -54,8 +57,20 @@ def model_file(run_dir: Path, variant: str) -> Path:
     return path
 
 
+def shipped_file(variant: str) -> Path:
+    """The default shipped model's file (``kanji_lab/shipped/registry.json``)."""
+    from kanji_lab.recognizer import shipped_models
+
+    models = shipped_models()
+    if not models:
+        raise RunDirError("no model is shipped with this kanji_lab: pass run_dir=<a training run>")
+    if variant != "int8":
+        raise WebError(f"variant={variant}: the shipped models are INT8; or pass run_dir=<a run>")
+    return models[0].file
+
+
 def manifest(
-    path: Path, run_dir: Path, variant: str, ort_version: str, prior: float = 0.0
+    path: Path, run_dir: Path | None, variant: str, ort_version: str, prior: float = 0.0
 ) -> dict[str, Any]:
     """What the page reads before it loads the model; ``prior``: the weight of the
     character-frequency prior the page starts with (``kanjiLab.priorWeight``)."""
@@ -67,7 +82,7 @@ def manifest(
             f"export it again: python -m kanji_lab.export run_dir={run_dir}"
         )
     return {
-        "name": Path(run_dir).resolve().name,
+        "name": Path(run_dir).resolve().name if run_dir else path.name.split(".")[0],
         "arch": meta.get("arch"),
         "variant": variant,
         "file": f"model/{path.name}",
@@ -84,15 +99,16 @@ def manifest(
 
 
 def build_site(
-    run_dir: Path,
+    run_dir: Path | None,
     out: Path,
     runtime: Path,
     variant: str = "int8",
     ort_version: str = "",
     prior: float = 0.0,
 ) -> dict[str, Any]:
-    """Write the site for ``run_dir``'s ``variant`` model into ``out``, with the ONNX Runtime
-    Web files from the folder ``runtime``; returns the manifest plus the site's file sizes."""
+    """Write the site for ``run_dir``'s ``variant`` model (None: the shipped model) into ``out``,
+    with the ONNX Runtime Web files from the folder ``runtime``; returns the manifest plus the
+    site's file sizes."""
     path = model_file(run_dir, variant)
     info = manifest(path, run_dir, variant, ort_version, prior)
     out = Path(out)
