@@ -91,7 +91,7 @@ def main() -> None:
     classes = class_set(args.classes)
     with workspace(cache=args.cache) as ws:
         code = Path(args.code).resolve() if args.code else ROOT
-        train_args = [f'data.classes="{classes}"', "callbacks.onnx_export=null", *args.overrides]
+        train_args = [f'data.classes="{classes}"', "export.onnx=false", *args.overrides]
         if args.hold_out:
             train_args.append(f"data.writers.{args.hold_out}=0")
         trained = ws.train(train_args, code)

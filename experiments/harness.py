@@ -42,7 +42,7 @@ def budget(classes: list[str], epochs: int, seed: int = 42, batch_size: int = 25
         f"seed={seed}",
         f"batch_size={batch_size}",
         "callbacks.progress_bar=null",
-        "++callbacks.onnx_export=null",
+        "export.onnx=false",
         "callbacks.early_stopping=null",
     ]
 

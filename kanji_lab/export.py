@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
-from kanji_lab.deploy.pipeline import ExportSettings, Model, export_all, summary
+from kanji_lab.deploy.pipeline import Model, export_all, settings_from, summary
 from kanji_lab.deploy.weights import WEIGHTS_FILE, read_metadata
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.evaluate import load_run
@@ -24,24 +24,12 @@ from kanji_lab.evaluate import load_run
 log = logging.getLogger(__name__)
 
 
-def settings_from(cfg: DictConfig) -> ExportSettings:
-    """The :class:`ExportSettings` of an ``export:`` config block."""
-    spec = OmegaConf.to_container(cfg, resolve=True)
-    return ExportSettings(
-        opset=spec.get("opset"),
-        int8=spec.get("int8", True),
-        calibration_batches=spec.get("calibration_batches", 8),
-        min_agreement=spec.get("min_agreement", 0.9),
-        bnb=list(spec.get("bnb") or []),
-    )
-
-
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Export the run ``cfg.run_dir``; returns the check report."""
     run_dir = Path(cfg.run_dir)
     net, labels, train_cfg = load_run(run_dir)
     meta = read_metadata(run_dir / WEIGHTS_FILE)
-    settings = settings_from(cfg.export)
+    settings = settings_from(OmegaConf.to_container(cfg.export, resolve=True))
     datamodule = _training_data(train_cfg, cfg, labels) if settings.int8 else None
     model = Model(net, meta["arch"], meta["net"], labels)
     report = export_all(Path(cfg.out_dir), model, settings, datamodule)

@@ -15,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from kanji_lab.atomic import write_json
 from kanji_lab.callbacks.carbon import read_emissions
-from kanji_lab.callbacks.onnx_export import export_settings
 from kanji_lab.callbacks.process_group import ProcessGroupAtExit
 from kanji_lab.callbacks.rng_state import RNGState
 from kanji_lab.checkpoint_io import AtomicCheckpointIO
 from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.deploy.pipeline import ExportSettings, settings_from
 from kanji_lab.deploy.run_files import best_checkpoint, write_run_files
 from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.module import CharacterClassifier
@@ -75,6 +75,15 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     )
 
 
+def export_settings(cfg: DictConfig) -> ExportSettings | None:
+    """What the run writes beyond ``model.safetensors`` (``export:``; None with
+    ``export.onnx=false``), with the bitsandbytes types of the ``quantization`` group."""
+    spec = OmegaConf.to_container(cfg.export, resolve=True)
+    if not spec.get("onnx", True):
+        return None
+    return settings_from(spec, OmegaConf.select(cfg, "quantization.bnb") or [])
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the whole job; returns the metrics written to ``metrics.json``."""
     run_dir = Path(cfg.paths.output_dir)
@@ -116,9 +125,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     files: list[Path] = []
     export: dict[str, Any] | None = None
     if trainer.is_global_zero:
-        files, export = write_run_files(
-            run_dir, trainer, model, datamodule, export_settings(trainer)
-        )
+        files, export = write_run_files(run_dir, trainer, model, datamodule, export_settings(cfg))
     timings["export_s"] = time.perf_counter() - start
 
     metrics = {

@@ -87,7 +87,7 @@ def test_evaluate_on_a_source_sharing_writers_scores_only_unseen_writers(tmp_pat
     data = ["data=etl9g", f"data.root={root}", "data.workers=1", *split]
     run = tmp_path / "run"
     overrides = [*data, *tiny, "debug=fdr", "callbacks.progress_bar=null"]
-    train(compose_train([*overrides, "callbacks.onnx_export=null"], run, tmp_path / "cache"))
+    train(compose_train([*overrides, "export.onnx=false"], run, tmp_path / "cache"))
 
     # the run's test writers, from its own data and split
     trained = compose_train(data, run, tmp_path / "cache").data

@@ -155,3 +155,15 @@ def test_a_failed_export_check_keeps_the_trained_run(tmp_path, monkeypatch, caps
     assert report["reexport"] == f"python -m kanji_lab.export run_dir={run}"
     out = capsys.readouterr().out
     assert "EXPORT FAILED" in out and f"re-export: python -m kanji_lab.export run_dir={run}" in out
+
+
+def test_export_onnx_false_writes_the_weights_alone(tmp_path):
+    """export.onnx=false (the switch that replaced the callbacks.onnx_export node): the run keeps
+    model.safetensors and labels.json and writes no ONNX file and no export report."""
+    from kanji_lab.train import train
+    from tests.conftest import compose_train, tiny_overrides
+
+    run = tmp_path / "run"
+    train(compose_train([*tiny_overrides(), "debug=fdr", "export.onnx=false"], run, tmp_path))
+    assert (run / "model.safetensors").is_file() and (run / "labels.json").is_file()
+    assert not list(run.glob("*.onnx")) and not (run / "export.json").exists()

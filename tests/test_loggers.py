@@ -114,7 +114,7 @@ def test_wandb_disabled_mode_writes_no_run(tmp_path, tmp_cache, wandb_env, monke
 
 def test_resumed_run_continues_the_same_wandb_run(tmp_path, tmp_cache, wandb_env):
     run = tmp_path / "run"
-    overrides = [*tiny_overrides(), "debug=limit", "logger=wandb", "callbacks.onnx_export=null"]
+    overrides = [*tiny_overrides(), "debug=limit", "logger=wandb", "export.onnx=false"]
     train(compose_train([*overrides, "trainer.max_epochs=1"], run, tmp_cache))
     assert len(_offline_runs(run)) == 1
     # resumed (here: with nothing left to train) into the same directory

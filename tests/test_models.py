@@ -181,7 +181,7 @@ def _tiny_run(root, arch):
     data = [o for o in tiny_overrides() if not o.startswith("model.net.")]
     nets = [f"model.net.{k}={v}" for k, v in SMALL[arch].items()]
     run = root / arch
-    overrides = [*data, f"model={arch}", *nets, "debug=fdr", "++callbacks.onnx_export=null"]
+    overrides = [*data, f"model={arch}", *nets, "debug=fdr", "export.onnx=false"]
     train(compose_train(overrides, run, root / "cache"))
     return run
 
@@ -325,7 +325,7 @@ def test_zero_shot_scores_unseen_classes_only_on_writers_training_never_saw(tmp_
     writers) is scored whole."""
     tiny = [f"model.net.{k}={v}" for k, v in SMALL["hiercode"].items()]
     train_data = _synthetic("亜唖娃", "data.split.val=0.2", "data.split.test=0.2")
-    overrides = [*train_data, "model=hiercode", *tiny, "debug=fdr", "++callbacks.onnx_export=null"]
+    overrides = [*train_data, "model=hiercode", *tiny, "debug=fdr", "export.onnx=false"]
     run = tmp_path / "run"
     train(compose_train([*overrides, "callbacks.progress_bar=null"], run, tmp_path / "cache"))
     unseen = [f"run_dir={run}", *_synthetic("亜唖娃愛悪"), "zero_shot.classes='愛悪'"]
@@ -372,7 +372,7 @@ def test_shipped_defaults_learn_forty_kanji_in_six_epochs(arch, tmp_path):
     data = ["data=synthetic", f"data.classes='{_spread(40)}'", "data.kana_copies=1"]
     data += [f"data.writers.{f}=4" for f in families]
     overrides = [*data, f"model={arch}", "trainer.max_epochs=6", "batch_size=32"]
-    overrides += ["callbacks.progress_bar=null", "++callbacks.onnx_export=null"]
+    overrides += ["callbacks.progress_bar=null", "export.onnx=false"]
     metrics = train(compose_train(overrides, tmp_path / "run", tmp_path / "cache"))
     assert metrics["test/acc"] >= 0.9, metrics["test/acc"]
 

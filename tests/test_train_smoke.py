@@ -32,7 +32,7 @@ def test_resident_images_path_trains_like_the_streamed_one(tmp_path, tmp_cache):
     exactly: same initial weights) and the same validation."""
     # no dropout: the DataLoader draws a seed from the global RNG, the resident path does not
     base = [*tiny_overrides(), "debug=limit", "augment=null", "model.net.dropout=0"]
-    base.append("callbacks.onnx_export=null")
+    base.append("export.onnx=false")
     runs = {}
     for mode in ("true", "false"):
         run = tmp_path / mode

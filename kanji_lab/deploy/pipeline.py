@@ -2,15 +2,15 @@
 ``model.int8.onnx`` (calibrated, agreement measured), ``model.<nf4|fp4|llm_int8>.safetensors``
 (bitsandbytes), and ``export.json`` with every check's figures.
 
-Used by the end-of-fit callback (:mod:`kanji_lab.callbacks.onnx_export`) and by
-``python -m kanji_lab.export``.
+Used at the end of a training run (:mod:`kanji_lab.deploy.run_files`, settings from ``export:``)
+and by ``python -m kanji_lab.export``.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,18 @@ class ExportSettings:
     calibration_batches: int = 8
     min_agreement: float = 0.9
     bnb: list[str] = field(default_factory=list)
+
+
+def settings_from(spec: Mapping[str, Any], bnb: list[str] | None = None) -> ExportSettings:
+    """The :class:`ExportSettings` of an ``export:`` config block (plain values); ``bnb``: the
+    bitsandbytes types a quantization group adds to its own."""
+    return ExportSettings(
+        opset=spec.get("opset"),
+        int8=spec.get("int8", True),
+        calibration_batches=spec.get("calibration_batches", 8),
+        min_agreement=spec.get("min_agreement", 0.9),
+        bnb=list(dict.fromkeys([*(spec.get("bnb") or []), *(bnb or [])])),
+    )
 
 
 @dataclass

@@ -3,7 +3,7 @@
 :func:`best_weights` picks them: the best checkpoint's (by the monitored ``val/acc``), else the
 final weights when the run has no best checkpoint. :func:`write_run_files` writes from them
 ``model.safetensors`` and ``labels.json`` and, when export settings are given
-(``callbacks.onnx_export``), ``model.onnx``, ``model.int8.onnx``, the bitsandbytes files and
+(the ``export:`` config), ``model.onnx``, ``model.int8.onnx``, the bitsandbytes files and
 ``export.json``, so every file of a run holds the same weights whether or not the run was tested.
 """
 
