@@ -165,3 +165,16 @@ def test_a_source_of_blank_images_warns_with_counts(tmp_path, caplog):
         dm.setup("fit")
     assert "12 of 12 images checked of" in caplog.text and "blank or uniform" in caplog.text
     assert any("12 of 12" in w for w in dm.data.info["warnings"])
+
+
+@pytest.mark.parametrize("arch", sorted(NETS))
+def test_the_module_pickles_for_spawned_ranks(arch):
+    """trainer=ddp_sim spawns its ranks and pickles the LightningModule to them."""
+    import pickle
+
+    model = CharacterClassifier(arch, LABELS, net=NETS[arch])
+    again = pickle.loads(pickle.dumps(model))
+    x, y = _batch()
+    again.eval(), model.eval()
+    torch.testing.assert_close(again(x), model(x))
+    assert again.forward_with_losses(x, y)[0].shape == (4, len(LABELS))

@@ -117,7 +117,7 @@ class HierCode(nn.Module):
         self.register_buffer("codes", pack_codes([codes[c] for c in self.labels], self.slot_index))
         # eval mode: the class embeddings, composed once (see train()); None while training
         self.register_buffer("class_cache", None, persistent=False)
-        self.register_load_state_dict_post_hook(lambda module, keys: module.refresh())
+        self.register_load_state_dict_post_hook(_refresh_after_load)
 
     def slot_prototypes(self) -> Tensor:
         """``(slots, dim)``: one prototype per slot."""
@@ -214,6 +214,11 @@ class HierCode(nn.Module):
             self.labels += new
             self.refresh()
         return unknown
+
+
+def _refresh_after_load(module: HierCode, keys: object) -> None:
+    """Load hook (a module-level function, so the network pickles for spawned DDP ranks)."""
+    module.refresh()
 
 
 def unit(x: Tensor, eps: float = 1e-6) -> Tensor:

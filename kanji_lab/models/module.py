@@ -53,10 +53,8 @@ class CharacterClassifier(pl.LightningModule):
         self.net.to(memory_format=self.memory_format)
         # not registered as submodules: the state dict keeps plain ``net.`` keys
         object.__setattr__(self, "_compiled", torch.compile(self.net) if compile else None)
-        train_outputs = training_forward(self.net)
-        object.__setattr__(
-            self, "_train_outputs", torch.compile(train_outputs) if compile else train_outputs
-        )
+        compiled_train = torch.compile(training_forward(self.net)) if compile else None
+        object.__setattr__(self, "_compiled_train", compiled_train)
         n = len(self.labels)
         top5 = min(5, n)
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -80,7 +78,9 @@ class CharacterClassifier(pl.LightningModule):
         plain networks only ``forward(x) -> logits``. Either way the call goes through what
         ``compile`` and quantization-aware training wrap.
         """
-        outputs = self._train_outputs(x.contiguous(memory_format=self.memory_format))
+        # built per call when not compiled: a stored closure would not pickle (ddp spawn)
+        run = self._compiled_train or training_forward(self.net)
+        outputs = run(x.contiguous(memory_format=self.memory_format))
         extra = self.net.extra_losses(outputs, y) if hasattr(self.net, "extra_losses") else {}
         return outputs[0], extra
 
