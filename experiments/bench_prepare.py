@@ -1,54 +1,115 @@
-"""Benchmark ETL9G decoding: vectorised readers and `prepare` vs a per-record struct + PIL loop.
+"""Benchmark ETL9G decoding: the per-record struct + PIL loop, the previous normalisation and
+today's, in this process on one core and as the whole `python -m kanji_lab.prepare` command.
 
 Generates an ETL9G-format file set (607,200 records, 5 GB by default; --records N for a quick run)
-under --workdir (never the repository), then measures:
-  1. decode + resize alone, one core, in this process (records/s);
-  2. the whole `python -m kanji_lab.prepare data=etl9g` command (start-up included), wall time and
-     peak memory (ru_maxrss of the largest child process);
-  3. the per-record struct.unpack + PIL decode/pad/resize baseline on a subset, extrapolated.
-Writes experiments/results/bench_prepare.json.
+under --workdir (never the repository) from handwriting-like glyphs: KanjiVG characters drawn with
+pens of several widths, placed off centre in the 128x127 sheet cell at 4-bit depth with the
+G-type scanner noise, specks, and in one cell in six the fragments of neighbouring cells and a grid
+cut in with it (kanji_lab.data.forms.cut_cells). No real ETL bytes. Then measures:
+  1. the per-record struct.unpack + PIL decode/pad/resize loop (records/s, one core);
+  2. decode + normalisation in this process, one core, by the previous implementation (its
+     normalize.py and clutter.py read from git at --old-commit into a temporary module) and by
+     today's, on the same records in alternating blocks (so a load change hits both alike), and
+     the largest difference between their images in grey levels;
+  3. the whole `python -m kanji_lab.prepare data=etl9g` command (start-up included), wall time and
+     peak memory (ru_maxrss of the command's process and its workers), with 1 worker and with
+     every core;
+     with --old-prepare also with the previous normalisation patched in (minutes at full size).
+Times are ratios to figures taken in the same run: the machine may be shared, the load average
+is printed (and recorded) before and after. Writes experiments/results/bench_prepare.json.
 
     python experiments/bench_prepare.py --records 60720        # quick
-    python experiments/bench_prepare.py                        # full size (5 GB in --workdir)
+    python experiments/bench_prepare.py --old-prepare          # full size (5 GB in --workdir)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import platform
-import resource
 import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from PIL import Image
 
 from kanji_lab.data import etl
 from kanji_lab.data.charsets import etl9g_classes
+from kanji_lab.data.forms import cut_cells
+from kanji_lab.data.kanjivg import load_strokes
+from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink
 
-sys.path.insert(0, str(Path(__file__).parent))
-from results_io import ROOT as REPO  # noqa: E402
-from results_io import record, table  # noqa: E402
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.results_io import ROOT as REPO  # noqa: E402
+from experiments.results_io import record, table  # noqa: E402
 
 FULL = 607_200
 PER_FILE = 12_144
 G9_STRUCT = ">2H8sI4B4H2B34x8128s7x"
+BANK = 1024  # distinct glyph records, repeated through the files
+# the last commit with the normalisation before issue 21 (per-pixel labels, einsum resampling)
+OLD_COMMIT = "e3ed03a0f1b50b1eb614a4d71c2a450bb097edf1"
 
 
-def glyph_bank(count: int, seed: int = 0) -> np.ndarray:
-    """``count`` packed 128x127 4-bit images: scanner noise plus a few ink strokes."""
+# ---------------------------------------------------------------- data
+
+
+def glyph_bank(count: int = BANK, seed: int = 0) -> np.ndarray:
+    """``count`` raw 127x128 4-bit level images (0 = paper) of handwriting-like glyphs."""
     rng = np.random.default_rng(seed)
-    levels = rng.integers(0, 3, (count, 127, 128), dtype=np.uint8)
-    for i in range(count):
-        r, c = rng.integers(10, 90, 2)
-        levels[i, r : r + 30, c : c + 4] = 15
-        levels[i, 40:44, 20 + i % 30 : 100] = 12
-    return (levels[..., 0::2] << 4 | levels[..., 1::2]).reshape(count, -1)
+    classes = etl9g_classes()
+    drawings = []
+    for index in rng.choice(len(classes), count, replace=False):
+        char = load_strokes(classes[index])
+        strokes = [char.points[a:b] for a, b in zip(char.starts, char.ends, strict=True)]
+        drawings.append(draw_strokes(strokes, {**SETTINGS, "pen": rng.uniform(0.025, 0.065)}))
+    levels = np.stack([_levels(_in_cell(d, rng), rng) for d in drawings])
+    # one cell in six cut from a sheet with its neighbours' fragments (and a grid, at times)
+    glyphs = normalize_ink(np.stack([_in_cell(d, rng) for d in drawings[:64]]))
+    for i in range(0, count, 6):
+        cell = cut_cells(glyphs[rng.permutation(len(glyphs))[:2]], rng)[0]
+        cell = np.asarray(Image.fromarray(cell).resize((128, 127), Image.Resampling.BILINEAR))
+        levels[i] = _levels(cell, rng)
+    return levels
+
+
+def _in_cell(drawing: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The drawing at 50..90% of a 127x128 cell, off centre by up to 10% of the side."""
+    scale = rng.uniform(0.5, 0.9) * 127 / max(drawing.shape)
+    shape = (max(1, round(drawing.shape[1] * scale)), max(1, round(drawing.shape[0] * scale)))
+    small = np.asarray(Image.fromarray(drawing).resize(shape, Image.Resampling.BOX))
+    cell = np.zeros((127, 128), np.uint8)
+    y = int(np.clip((127 - small.shape[0]) // 2 + rng.integers(-12, 13), 0, 127 - small.shape[0]))
+    x = int(np.clip((128 - small.shape[1]) // 2 + rng.integers(-12, 13), 0, 128 - small.shape[1]))
+    cell[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return cell
+
+
+def _levels(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink-bright uint8 -> 4-bit levels: the pen's darkest level 9..15, scanner noise 0..2 on the
+    paper, and a few specks in one cell in three."""
+    top = rng.integers(9, 16)
+    levels = np.rint(ink.astype(np.float32) * top / 255).astype(np.int64)
+    levels += rng.integers(0, 3, levels.shape) * (rng.random(levels.shape) < 0.3)
+    if rng.random() < 1 / 3:
+        for _ in range(rng.integers(1, 5)):
+            r, c = rng.integers(0, 126), rng.integers(0, 127)
+            levels[r : r + 2, c : c + 2] = rng.integers(8, 16)
+    return np.clip(levels, 0, 15).astype(np.uint8)
+
+
+def pack4(levels: np.ndarray) -> np.ndarray:
+    """``(N, 127, 128)`` 4-bit levels -> ``(N, 8128)`` packed bytes, high nibble left."""
+    return (levels[..., 0::2] << 4 | levels[..., 1::2]).reshape(len(levels), -1)
 
 
 def jis_codes() -> np.ndarray:
@@ -61,7 +122,7 @@ def jis_codes() -> np.ndarray:
 def generate(folder: Path, records: int) -> list[Path]:
     """ETL9G_01.. files of up to 12,144 records each (4 writers x 3,036 characters)."""
     folder.mkdir(parents=True, exist_ok=True)
-    layout, bank, codes = etl.LAYOUTS["G9"], glyph_bank(256), jis_codes()
+    layout, bank, codes = etl.LAYOUTS["G9"], pack4(glyph_bank()), jis_codes()
     paths = []
     for f, start in enumerate(range(0, records, PER_FILE)):
         index = np.arange(start, min(start + PER_FILE, records))
@@ -79,26 +140,7 @@ def generate(folder: Path, records: int) -> list[Path]:
     return paths
 
 
-def bench_decode(paths: list[Path], limit: int) -> dict[str, float]:
-    """Decode + resize alone on one core (file already read), and read + decode."""
-    decode_s = total_s = 0.0
-    count = 0
-    for path in paths:
-        t0 = time.perf_counter()
-        records = etl.read_file(path, "ETL9G")
-        t1 = time.perf_counter()
-        records.images()
-        t2 = time.perf_counter()
-        decode_s += t2 - t1
-        total_s += t2 - t0
-        count += len(records)
-        if count >= limit:
-            break
-    return {
-        "records": count,
-        "decode_resize_records_per_s": count / decode_s,
-        "read_decode_resize_records_per_s": count / total_s,
-    }
+# ---------------------------------------------------------------- the three implementations
 
 
 def baseline_image(record: bytes) -> np.ndarray:
@@ -120,36 +162,145 @@ def bench_baseline(path: Path, count: int) -> float:
     return (time.perf_counter() - t0) / count
 
 
-def run_prepare(root: Path, cache_dir: Path, workers: int) -> dict[str, float]:
+def old_module(commit: str, folder: Path) -> ModuleType:
+    """The normalisation as of ``commit`` (normalize.py and clutter.py), importable as
+    ``old_normalize`` from ``folder``."""
+
+    def show(path: str) -> str:
+        done = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True
+        )
+        if done.returncode:
+            sys.exit(f"git show {commit}:{path} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    (folder / "old_clutter.py").write_text(show("kanji_lab/data/clutter.py"))
+    source = show("kanji_lab/data/normalize.py")
+    (folder / "old_normalize.py").write_text(
+        source.replace("from kanji_lab.data.clutter import", "from old_clutter import")
+    )
+    for name in ("old_clutter", "old_normalize"):  # old_normalize imports old_clutter
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["old_normalize"]
+
+
+def old_decode(pixels: np.ndarray, old: ModuleType) -> np.ndarray:
+    """The previous decode: a table per packed byte, a table per level, its normalisation."""
+    nibbles = np.stack([np.arange(256) >> 4, np.arange(256) & 15], axis=1).astype(np.uint8)
+    scale = np.rint(np.arange(16) * 255 / 15).astype(np.uint8)
+    return old.normalize_ink(scale[nibbles[pixels].reshape(len(pixels), 127, 128)])
+
+
+def bench_in_process(path: Path, count: int, old: ModuleType) -> dict[str, float]:
+    """Decode + normalise the first ``count`` records of ``path`` both ways, one core, in
+    alternating blocks of 512; their largest difference in grey levels."""
+    records = etl.read_file(path, "ETL9G")
+    pixels = np.ascontiguousarray(records.pixels[:count])
+    layout = records.part.layout
+    seconds = {"old": 0.0, "new": 0.0}
+    differ = largest = 0
+    for start in range(0, len(pixels), 512):
+        block = pixels[start : start + 512]
+        t0 = time.perf_counter()
+        before = old_decode(block, old)
+        t1 = time.perf_counter()
+        after = etl.decode_images(block, layout)
+        t2 = time.perf_counter()
+        seconds["old"] += t1 - t0
+        seconds["new"] += t2 - t1
+        gap = np.abs(before.astype(np.int16) - after).reshape(len(block), -1).max(axis=1)
+        differ += int(np.count_nonzero(gap))
+        largest = max(largest, int(gap.max()))
+    return {
+        "records": len(pixels),
+        "old_records_per_s": len(pixels) / seconds["old"],
+        "new_records_per_s": len(pixels) / seconds["new"],
+        "max_grey_level_difference": largest,
+        "images_that_differ": differ,
+    }
+
+
+# shim: `python -m kanji_lab.prepare` with the previous normalisation patched into the readers
+OLD_PREPARE = """
+import sys
+sys.path.insert(0, {folder!r})
+import numpy as np
+import old_normalize
+from kanji_lab.data import etl
+NIBBLES = np.stack([np.arange(256) >> 4, np.arange(256) & 15], axis=1).astype(np.uint8)
+SCALE = np.rint(np.arange(16) * 255 / 15).astype(np.uint8)
+def decode_images(pixels, layout, size=64):
+    levels = NIBBLES[pixels].reshape(len(pixels), layout.height, layout.width)
+    return old_normalize.normalize_ink(SCALE[levels], size)
+etl.decode_images = decode_images
+from kanji_lab import prepare
+sys.argv = ["prepare", *{args!r}]
+prepare.main()
+"""
+
+
+def run_prepare(
+    root: Path, cache_dir: Path, workers: int, old_folder: Path | None = None
+) -> dict[str, float]:
     """Wall time and peak RSS of the whole prepare command (fresh cache)."""
     shutil.rmtree(cache_dir, ignore_errors=True)
-    cmd = [
-        sys.executable, "-m", "kanji_lab.prepare", "data=etl9g", f"data.root={root}",
-        f"paths.cache_dir={cache_dir}", f"data.workers={workers}", "progress=false",
-        f"hydra.run.dir={cache_dir.parent / 'run'}",
+    args = [
+        "data=etl9g", f"data.root={root}", f"paths.cache_dir={cache_dir}",
+        f"data.workers={workers}", "progress=false", f"hydra.run.dir={cache_dir.parent / 'run'}",
     ]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if old_folder is None:
+        cmd = [sys.executable, "-m", "kanji_lab.prepare", *args]
+    else:
+        cmd = [sys.executable, "-c", OLD_PREPARE.format(folder=str(old_folder), args=args)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
-    wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"workers": workers, "wall_s": wall, "peak_rss_mib": max(peak, before) / 1024}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        # this child's own usage: the largest resident set of it and the workers it waited for
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            log.seek(0)
+            sys.exit(f"{' '.join(cmd[:3])} failed:\n{log.read()[-6000:].decode(errors='replace')}")
+    return {
+        "implementation": "previous" if old_folder else "new",
+        "workers": workers,
+        "wall_s": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+    }
+
+
+# ---------------------------------------------------------------- report
 
 
 def _markdown(r: dict) -> str:
+    n, c, loop = r["records"], r["in_process"], r["baseline"]["records_per_s"]
     rows = [
-        ("decode + resize, one core",
-         f"{r['decode']['decode_resize_records_per_s']:,.0f} records/s"),
+        ("per-record struct + PIL loop, one core", f"{loop:,.0f} records/s"),
+        ("previous decode + normalisation, one core", f"{c['old_records_per_s']:,.0f} records/s"),
+        ("new decode + normalisation, one core",
+         f"{c['new_records_per_s']:,.0f} records/s ({r['ratios']['new_vs_old_one_core']:.1f}x the "
+         f"previous, {r['ratios']['new_vs_loop_one_core']:.2f}x the loop)"),
+        ("largest difference new vs previous",
+         f"{c['max_grey_level_difference']} grey level(s), {c['images_that_differ']} of "
+         f"{c['records']:,} images differ"),
         *[
-            (f"`prepare`, workers={p['workers']} (0 = all cores)",
-             f"{p['wall_s']:.1f} s, peak RSS {p['peak_rss_mib']:,.0f} MiB")
+            (f"`prepare` ({p['implementation']}), workers={p['workers']} (0 = all cores)",
+             f"{p['wall_s']:.1f} s = {n / p['wall_s']:,.0f} records/s "
+             f"({n / p['wall_s'] / loop:.2f}x the loop), "
+             f"peak RSS {p['peak_rss_mib']:,.0f} MiB")
             for p in r["prepare"]
         ],
-        ("per-record struct + PIL loop (extrapolated)", f"{r['baseline']['extrapolated_s']:.1f} s"),
-        ("`prepare` speed-up over that loop", f"{r['speedup_prepare_vs_baseline']:.1f}x"),
+        ("load average before / after", f"{r['load_before'][0]:.2f} / {r['load_after'][0]:.2f}"),
     ]  # fmt: skip
-    size = f"{r['records']:,} records, {r['bytes'] / 1e9:.2f} GB"
-    return f"ETL9G-format files of full size ({size}), `{r['command']}`:\n\n" + table(rows)
+    size = f"{n:,} records, {r['bytes'] / 1e9:.2f} GB"
+    return (
+        f"ETL9G-format synthetic files ({size}) on {r['cpu_count']} cores, `{r['command']}`:\n\n"
+        + table(rows)
+    )
 
 
 def main() -> None:
@@ -157,26 +308,56 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=FULL, help="records to generate")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kanji_lab_bench"))
     parser.add_argument("--baseline-records", type=int, default=3000)
+    parser.add_argument(
+        "--compare-records", type=int, default=6072, help="records decoded both ways in-process"
+    )
+    parser.add_argument("--old-commit", default=OLD_COMMIT)
+    parser.add_argument(
+        "--old-prepare", action="store_true", help="also time the whole command, previous code"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
+    load_before = os.getloadavg()
+    print(f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     root, cache_dir = args.workdir / "etl", args.workdir / "cache"
     t0 = time.perf_counter()
     paths = generate(root / "ETL9G", args.records)
     gen_s = time.perf_counter() - t0
     print(f"generated {args.records:,} records in {len(paths)} files in {gen_s:.1f} s")
-    decode = bench_decode(paths, limit=min(args.records, 4 * PER_FILE))
-    print(f"decode+resize, one core: {decode['decode_resize_records_per_s']:,.0f} records/s")
-    prepares = [run_prepare(root, cache_dir, w) for w in (1, 0)]
+    n_base = min(args.baseline_records, args.records)
+    loop_rate = 1 / bench_baseline(paths[0], n_base)
+    print(f"baseline struct+PIL loop, one core: {loop_rate:,.0f} records/s ({n_base:,} records)")
+    with tempfile.TemporaryDirectory() as tmp:
+        old = old_module(args.old_commit, Path(tmp))
+        compared = bench_in_process(paths[0], min(args.compare_records, PER_FILE), old)
+        print(
+            f"decode + normalisation, one core, {compared['records']:,} records: previous "
+            f"{compared['old_records_per_s']:,.0f} records/s, new "
+            f"{compared['new_records_per_s']:,.0f} records/s "
+            f"({compared['new_records_per_s'] / compared['old_records_per_s']:.1f}x); largest "
+            f"difference {compared['max_grey_level_difference']} grey level(s) "
+            f"({compared['images_that_differ']} images differ)"
+        )
+        prepares = [run_prepare(root, cache_dir, w) for w in (1, 0)]
+        if args.old_prepare:
+            prepares.append(run_prepare(root, cache_dir, 0, Path(tmp)))
     for p in prepares:
         rate = args.records / p["wall_s"]
-        print(f"prepare workers={p['workers']}: {p['wall_s']:.1f} s ({rate:,.0f} records/s), "
+        print(f"prepare ({p['implementation']}) workers={p['workers']}: {p['wall_s']:.1f} s "
+              f"({rate:,.0f} records/s, {rate / loop_rate:.2f}x the loop), "
               f"peak RSS {p['peak_rss_mib']:,.0f} MiB")  # fmt: skip
-    per_record = bench_baseline(paths[0], min(args.baseline_records, args.records))
-    baseline_s = per_record * args.records
-    best = min(p["wall_s"] for p in prepares)
-    print(f"baseline struct+PIL loop: {1 / per_record:,.0f} records/s -> {baseline_s:.1f} s "
-          f"extrapolated from {min(args.baseline_records, args.records):,} records; "
-          f"prepare is {baseline_s / best:.1f}x faster")  # fmt: skip
+    load_after = os.getloadavg()
+    print(f"load average {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    new_all = next(p for p in prepares if p["implementation"] == "new" and p["workers"] == 0)
+    old_all = [p for p in prepares if p["implementation"] == "previous"]
+    ratios = {
+        "new_vs_old_one_core": compared["new_records_per_s"] / compared["old_records_per_s"],
+        "new_vs_loop_one_core": compared["new_records_per_s"] / loop_rate,
+        "old_vs_loop_one_core": compared["old_records_per_s"] / loop_rate,
+        "prepare_all_cores_vs_loop": args.records / new_all["wall_s"] / loop_rate,
+    }
+    if old_all:
+        ratios["prepare_new_vs_old_all_cores"] = old_all[0]["wall_s"] / new_all["wall_s"]
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "records": args.records,
@@ -184,15 +365,14 @@ def main() -> None:
         "bytes": sum(p.stat().st_size for p in paths),
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
+        "load_before": list(load_before),
+        "load_after": list(load_after),
+        "old_commit": args.old_commit,
         "generate_s": gen_s,
-        "decode": decode,
+        "baseline": {"records_timed": n_base, "records_per_s": loop_rate},
+        "in_process": compared,
         "prepare": prepares,
-        "baseline": {
-            "records_timed": min(args.baseline_records, args.records),
-            "records_per_s": 1 / per_record,
-            "extrapolated_s": baseline_s,
-        },
-        "speedup_prepare_vs_baseline": baseline_s / best,
+        "ratios": ratios,
     }
     record("bench_prepare", result, _markdown(result))
     print("wrote experiments/results/bench_prepare.json")

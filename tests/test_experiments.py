@@ -18,7 +18,7 @@ SHARED = {"__init__", "_bootstrap", "bench_common", "harness", "realsets", "resu
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.py") if p.stem not in SHARED)
 # scripts another change still converts (its sys.path.insert goes, its imports become
 # `from experiments.results_io import ...` behind the bootstrap): drop the entry then
-PENDING = {"bench_prepare"}
+PENDING: set[str] = set()
 
 
 def _ids(path: Path) -> str:

@@ -26,11 +26,14 @@ change the line width the model sees; the drawing then goes through the same ste
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import sparse
 
-from kanji_lab.data.clutter import remove_clutter
+from kanji_lab.data.clutter import clean_ink
 
 Settings = Mapping[str, float]
 SETTINGS: dict[str, float] = {
@@ -54,7 +57,10 @@ SETTINGS: dict[str, float] = {
     "clutter_line": 0.035,
     "clutter_run": 0.9,
 }
-CHUNK = 256  # images normalised per batched step (bounds the size of the weight tensors)
+# source pixels normalised per batched step (64 ETL9G records): large enough to spread the cost
+# of each numpy call, small enough for the step's arrays to stay in the processor's caches
+CHUNK_PIXELS = 1 << 20
+SPARSE_BATCH = 16  # from this many images a step resamples through sparse products
 
 
 def normalize_ink(
@@ -71,37 +77,65 @@ def normalize_ink(
     skipped for speed.
     """
     s = settings or SETTINGS
+    images = _uint8_images(images)
     single = images.ndim == 2
     batch = images[None] if single else images
     size = int(size or s["size"])
     out = np.empty((len(batch), size, size), np.uint8)
-    for start in range(0, len(batch), CHUNK):
-        out[start : start + CHUNK] = _normalize_chunk(batch[start : start + CHUNK], size, s, clean)
+    chunk = max(1, CHUNK_PIXELS // max(1, batch.shape[1] * batch.shape[2]))
+    for start in range(0, len(batch), chunk):
+        out[start : start + chunk] = _normalize_chunk(batch[start : start + chunk], size, s, clean)
     return out[0] if single else out
 
 
+def _uint8_images(images: np.ndarray) -> np.ndarray:
+    """``images`` as uint8 (integer or boolean levels 0..255 are converted); ValueError for
+    anything else."""
+    images = np.asarray(images)
+    if images.ndim not in (2, 3) or 0 in images.shape[-2:]:
+        raise ValueError(f"normalize_ink takes images (H, W) or (N, H, W), not {images.shape}")
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind not in "biu" or (images.size and (images.min() < 0 or images.max() > 255)):
+        raise ValueError(
+            f"normalize_ink takes uint8 images (levels 0..255), not {images.dtype} "
+            f"in {images.min() if images.size else 0}..{images.max() if images.size else 0}"
+        )
+    return images.astype(np.uint8)
+
+
 def _normalize_chunk(images: np.ndarray, size: int, s: Settings, clean: bool) -> np.ndarray:
-    ink = stretch_contrast(images, s)
+    contrast = _Contrast.of(images, s)
+    ink = contrast.apply(images)
+    mask = ink > 255.0 * float(s["threshold"])
     if not clean:
-        ink = remove_clutter(ink, s)
-    boxes = ink_boxes(ink, s)
+        ink, mask = clean_ink(ink, mask, s)
+    boxes = _mass_boxes(ink, mask, s)
     if float(s.get("min_width", 0)) > 0:
         pixel = frame_sides(boxes, s) / size
-        ink = thicken(ink, pixel, float(s["min_width"]), float(s["threshold"]))
+        ink = _thicken(ink, mask, pixel, float(s["min_width"]), (images, contrast))
     return resample_frames(ink, boxes, size, s)
 
 
 def stroke_widths(ink: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Each image's typical line width in pixels: twice the ink area over its outline length."""
-    mask = ink > 255.0 * float(SETTINGS["threshold"] if threshold is None else threshold)
+    return _widths(ink > 255.0 * float(SETTINGS["threshold"] if threshold is None else threshold))
+
+
+def _widths(mask: np.ndarray) -> np.ndarray:
     inner = mask.copy()
     inner[:, 1:] &= mask[:, :-1]
     inner[:, :-1] &= mask[:, 1:]
     inner[:, :, 1:] &= mask[:, :, :-1]
     inner[:, :, :-1] &= mask[:, :, 1:]
-    area = mask.sum(axis=(1, 2)).astype(np.float64)
-    outline = area - inner.sum(axis=(1, 2))
+    area = _count(mask).astype(np.float64)
+    outline = area - _count(inner)
     return 2.0 * area / np.maximum(outline, 1.0)
+
+
+def _count(mask: np.ndarray) -> np.ndarray:
+    """The set pixels of each boolean image (or row)."""
+    return np.array([np.count_nonzero(m) for m in mask], np.int64)
 
 
 def thicken(
@@ -109,22 +143,47 @@ def thicken(
 ) -> np.ndarray:
     """Dilate each image whose lines would come out thinner than ``min_width`` output pixels
     (``pixel``: source pixels per output pixel), by 3x3 steps and a blend for the fraction."""
+    threshold = float(SETTINGS["threshold"] if threshold is None else threshold)
+    return _thicken(ink.copy(), ink > 255.0 * threshold, pixel, min_width)
+
+
+def _thicken(
+    ink: np.ndarray,
+    mask: np.ndarray,
+    pixel: np.ndarray,
+    min_width: float,
+    levels: tuple[np.ndarray, _Contrast] | None = None,
+) -> np.ndarray:
+    """:func:`thicken` in place, given the ink's mask. With ``levels``, the uint8 images that
+    the contrast stretch turned into ``ink`` (where it is not paper), the 3x3 maxima are taken
+    on those, a quarter of the memory: the stretch is monotone, so it commutes with them."""
     # source pixels to add on each side
-    grow = (min_width * pixel - stroke_widths(ink, threshold)) / 2
+    grow = (min_width * pixel - _widths(mask)) / 2
     need = np.flatnonzero(grow > 0.25)
     if not len(need):
         return ink
     steps = np.floor(grow[need]).astype(int)
     fraction = (grow[need] - steps).astype(np.float32)[:, None, None]
-    part = ink[need]
+    if levels is None:
+        part = ink[need]
+    else:  # the levels of the ink as it is now (erased clutter is paper, level 0)
+        images, contrast = levels
+        part = np.where(ink[need] > 0, images[need], 0).astype(images.dtype)
     for step in range(int(steps.max()) + 1):
-        wider = _dilate(part)
-        blend = part + fraction * (wider - part)
-        part = np.where((steps > step)[:, None, None], wider, part)
-        part = np.where((steps == step)[:, None, None], blend, part)
-    out = ink.copy()
-    out[need] = part
-    return out
+        active = np.flatnonzero(steps >= step)  # the images still growing
+        now = part[active] if len(active) < len(part) else part
+        wider = _dilate(now)
+        # those at their last whole step blend in the fraction of the next one
+        last = steps[active] == step
+        if last.any():
+            done = active[last]
+            low, high = now[last], wider[last]
+            if levels is not None:
+                low, high = contrast.apply(low, need[done]), contrast.apply(high, need[done])
+            low += fraction[done] * (high - low)
+            ink[need[done]] = low
+        part[active] = wider
+    return ink
 
 
 def _dilate(ink: np.ndarray) -> np.ndarray:
@@ -144,26 +203,46 @@ def frame_sides(boxes: np.ndarray, settings: Settings | None = None) -> np.ndarr
 def stretch_contrast(images: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     """uint8 ``(N, H, W)`` -> float32 ink in 0..255: paper (the border median) to 0, the ink
     level (see the module text) to 255; a blank image becomes all paper."""
-    s = settings or SETTINGS
-    n = len(images)
-    flat = images.reshape(n, -1)
-    offsets = (np.arange(n, dtype=np.int64) * 256)[:, None]
-    hist = np.bincount((flat + offsets).ravel(), minlength=256 * n).reshape(n, 256)
-    border = np.concatenate(
-        [images[:, 0], images[:, -1], images[:, 1:-1, 0], images[:, 1:-1, -1]], axis=1
-    )
-    border_hist = np.bincount((border + offsets).ravel(), minlength=256 * n).reshape(n, 256)
-    paper = np.argmax(np.cumsum(border_hist, axis=1) * 2 >= border.shape[1], axis=1)
-    k = max(1, int(round(flat.shape[1] * float(s["peak_fraction"]))))
-    from_top = np.cumsum(hist[:, ::-1], axis=1)
-    top = 255 - np.argmax(from_top >= k, axis=1)
-    brightest = 255 - np.argmax(hist[:, ::-1] > 0, axis=1)
-    floor = paper + float(s["peak_floor"]) * (brightest - paper)
-    peak = np.maximum(top, floor)
-    gain = np.where(peak > paper, 255.0 / np.maximum(peak - paper, 1e-6), 0.0).astype(np.float32)
-    ink = images.astype(np.float32) - paper.astype(np.float32)[:, None, None]
-    ink *= gain[:, None, None]
-    return np.clip(ink, 0.0, 255.0, out=ink)
+    return _Contrast.of(images, settings or SETTINGS).apply(images)
+
+
+class _Contrast(NamedTuple):
+    """Each image's paper level and gain (:func:`stretch_contrast`)."""
+
+    paper: np.ndarray  # float32 (N,)
+    gain: np.ndarray  # float32 (N,)
+
+    @classmethod
+    def of(cls, images: np.ndarray, s: Settings) -> _Contrast:
+        n = len(images)
+        flat = images.reshape(n, -1)
+        border = np.concatenate(
+            [images[:, 0], images[:, -1], images[:, 1:-1, 0], images[:, 1:-1, -1]], axis=1
+        )
+        # the median: the lowest level that at least half of the border is at or below
+        half = (border.shape[1] + 1) // 2 - 1
+        paper = np.partition(border, half, axis=1)[:, half].astype(np.int64)
+        k = max(1, int(round(flat.shape[1] * float(s["peak_fraction"]))))
+        peaks = flat.max(axis=1)
+        brightest = peaks.astype(np.int64)
+        # the level of the k-th brightest pixel: the brightest level itself when k pixels are
+        # at it (a saturated pen), else read from the image's histogram
+        top = brightest.copy()
+        for i in np.flatnonzero(_count(flat == peaks[:, None]) < k):
+            # Pillow's histogram: one C pass, no index array
+            from_top = accumulate(reversed(Image.fromarray(images[i]).histogram()))
+            top[i] = 255 - next(j for j, count in enumerate(from_top) if count >= k)
+        floor = paper + float(s["peak_floor"]) * (brightest - paper)
+        peak = np.maximum(top, floor)
+        gain = np.where(peak > paper, 255.0 / np.maximum(peak - paper, 1e-6), 0.0)
+        return cls(paper.astype(np.float32), gain.astype(np.float32))
+
+    def apply(self, images: np.ndarray, which: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The float32 ink of uint8 ``images`` (those of the batch at ``which``)."""
+        ink = images.astype(np.float32)
+        ink -= self.paper[which, None, None]
+        ink *= self.gain[which, None, None]
+        return np.clip(ink, 0.0, 255.0, out=ink)
 
 
 def ink_boxes(ink: np.ndarray, settings: Settings | None = None) -> np.ndarray:
@@ -175,7 +254,12 @@ def ink_boxes(ink: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     gets the whole frame.
     """
     s = settings or SETTINGS
-    mass = np.where(ink > 255.0 * float(s["threshold"]), ink, 0.0)
+    return _mass_boxes(ink, ink > 255.0 * float(s["threshold"]), s)
+
+
+def _mass_boxes(ink: np.ndarray, mask: np.ndarray, s: Settings) -> np.ndarray:
+    """:func:`ink_boxes` given the ink's mask (above the threshold)."""
+    mass = ink * mask
     boxes = np.empty((len(ink), 4), np.float64)
     for axis, (lo, hi) in ((2, (0, 1)), (1, (2, 3))):
         profile = mass.sum(axis=axis, dtype=np.float64)  # per row (axis 2) or per column
@@ -201,15 +285,21 @@ def resample_frames(
     ink: np.ndarray, boxes: np.ndarray, size: int, settings: Settings | None = None
 ) -> np.ndarray:
     """Area-average each image's square frame around its box to uint8 ``(N, size, size)``."""
+    n, height, width = ink.shape
     top, bottom, left, right = boxes.T
     side = frame_sides(boxes, settings)
     step = side / size
-    rows = _taps((top + bottom) / 2 - side / 2, step, size, ink.shape[1])
-    cols = _taps((left + right) / 2 - side / 2, step, size, ink.shape[2])
-    index, weight = rows
-    tall = np.einsum("nik,nikw->niw", weight, _gather_rows(ink, index))  # (N, size, W)
-    index, weight = cols
-    out = np.einsum("njk,njki->nij", weight, _gather_rows(tall.transpose(0, 2, 1), index))
+    rows = _taps((top + bottom) / 2 - side / 2, step, size, height)
+    cols = _taps((left + right) / 2 - side / 2, step, size, width)
+    if n < SPARSE_BATCH:  # a few images: gather each output cell's source rows, weigh, sum
+        index, weight = rows
+        tall = np.einsum("nik,nikw->niw", weight, _gather_rows(ink, index))  # (N, size, W)
+        index, weight = cols
+        out = np.einsum("njk,njki->nij", weight, _gather_rows(tall.transpose(0, 2, 1), index))
+    else:  # a batch: each pass one sparse, block-diagonal product (the same sums, no copies)
+        tall = _tap_matrix(*rows, height) @ np.ascontiguousarray(ink).reshape(n * height, width)
+        across = tall.reshape(n, size, width).transpose(0, 2, 1).reshape(n * width, size)
+        out = (_tap_matrix(*cols, width) @ across).reshape(n, size, size).transpose(0, 2, 1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -219,6 +309,17 @@ def _gather_rows(images: np.ndarray, index: np.ndarray) -> np.ndarray:
     flat = index + (np.arange(n) * h).reshape((n,) + (1,) * (index.ndim - 1))
     rows = np.take(np.ascontiguousarray(images).reshape(n * h, w), flat.ravel(), axis=0)
     return rows.reshape(index.shape + (w,))
+
+
+def _tap_matrix(index: np.ndarray, weight: np.ndarray, length: int) -> sparse.csr_array:
+    """Taps ``(N, size, K)`` (:func:`_taps`) over a source side of ``length`` as one
+    block-diagonal ``(N size, N length)`` matrix."""
+    n, size, taps = index.shape
+    columns = index + (np.arange(n) * length)[:, None, None]
+    indptr = np.arange(0, n * size * taps + 1, taps)
+    return sparse.csr_array(
+        (weight.reshape(-1), columns.reshape(-1), indptr), shape=(n * size, n * length)
+    )
 
 
 def _taps(start: np.ndarray, step: np.ndarray, size: int, length: int) -> tuple[np.ndarray, ...]:

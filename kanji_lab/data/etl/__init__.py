@@ -156,10 +156,6 @@ def part_of_file(file_name: str) -> Part | None:
     return next((p for p in PARTS.values() if p.matches(file_name)), None)
 
 
-# One packed 4-bit byte -> its two pixels (high nibble left).
-_NIBBLES = np.stack([np.arange(256) >> 4, np.arange(256) & 15], axis=1).astype(np.uint8)
-
-
 @dataclass
 class Records:
     """The records of one file: header fields, packed pixels and what they mean."""
@@ -197,8 +193,10 @@ class Records:
 def unpack_levels(pixels: np.ndarray, layout: Layout) -> np.ndarray:
     """Packed records ``(N, image_bytes)`` -> raw levels ``(N, H, W)`` uint8, MSB-first."""
     n = len(pixels)
-    if layout.bits == 4:
-        flat = _NIBBLES[pixels]
+    if layout.bits == 4:  # high nibble = left pixel
+        flat = np.empty((n, 2 * pixels.shape[1]), np.uint8)
+        np.right_shift(pixels, 4, out=flat[:, 0::2])
+        np.bitwise_and(pixels, 15, out=flat[:, 1::2])
     elif layout.bits == 1:
         flat = np.unpackbits(pixels, axis=1)
     else:
@@ -210,7 +208,12 @@ def decode_images(pixels: np.ndarray, layout: Layout, size: int = IMAGE_SIZE) ->
     """Packed records -> ink-bright uint8 ``(N, size, size)``: levels scaled to 0..255, then the
     shared normalisation."""
     scale = np.rint(np.arange(layout.max_level + 1) * 255 / layout.max_level).astype(np.uint8)
-    return normalize_ink(scale[unpack_levels(pixels, layout)], size)
+    levels = unpack_levels(pixels, layout)
+    if 255 % layout.max_level == 0:  # 4-bit (x 17), 1-bit (x 255): a product, in place
+        levels *= scale[1]
+    else:
+        levels = scale[levels]
+    return normalize_ink(levels, size)
 
 
 def read_file(path: Path, part: Part | str, include_models: bool = False) -> Records:
