@@ -58,7 +58,8 @@ class CharacterClassifier(pl.LightningModule):
         n = len(self.labels)
         top5 = min(5, n)
         self.train_acc = MulticlassAccuracy(n, average="micro")
-        self.train_loss = MeanMetric()  # the epoch's mean, for the warning at chance level
+        # the epoch's mean on this rank (no sync: only for the warning at chance level)
+        self.train_loss = MeanMetric(sync_on_compute=False)
         self.val_acc = MulticlassAccuracy(n, average="micro")
         self.val_acc_top5 = MulticlassAccuracy(n, top_k=top5, average="micro")
         self.val_acc_best = MaxMetric()
