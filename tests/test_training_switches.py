@@ -10,14 +10,8 @@ import torch
 from kanji_lab.callbacks.qat import QuantizationAwareTraining
 from kanji_lab.models import module as module_lib
 from kanji_lab.models.module import CharacterClassifier
-
-LABELS = list("明暗時国園森林休体道")
-NETS = {
-    "cnn": {"width": 8, "features": 32},
-    "rnn": {"width": 8, "hidden": 16},
-    "hiercode": {"width": 8, "features": 32, "dim": 16},
-    "vit": {"width": 32, "depth": 2, "heads": 2},
-}
+from tests.test_models import LABELS
+from tests.test_models import SMALL as NETS
 
 
 def _batch():
