@@ -58,3 +58,13 @@ def test_script_of_each_kind_of_class():
         "¥": "other",
     }
     assert {c: charsets.script_of(c) for c in expected} == expected
+
+
+def test_small_kana_and_rarer_look_alikes_yield_to_their_twins():
+    yielding = charsets.yielding_twins(charsets.resolve_classes("combined"))
+    assert set("ぁっゃゎァッャヵヶ") <= yielding
+    assert "ヘ" in yielding and "へ" not in yielding  # へ is the common one in text
+    assert "ぺ" in yielding and "ペ" not in yielding
+    assert not yielding & set("あつやアツカケ亜一")
+    # a small kana whose full form the set lacks is the only reading of its shape
+    assert charsets.yielding_twins(list("ぁっ")) == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -276,3 +277,9 @@ def test_kana_copies_draw_each_kana_anew(tmp_path) -> None:
     assert any(np.array_equal(first[0], image) for image in kana)  # copy 0 is the plain sample
     with pytest.raises(DataSourceError, match="kana_copies"):
         build(make_cfg(tmp_path, kana_copies=0))
+
+
+def test_a_small_kana_is_written_once_beside_its_full_size_twin(tmp_path) -> None:
+    data = build(make_cfg(tmp_path, classes="あぁっ", writers={"pen": 2}, kana_copies=3))
+    counts = Counter(chr(c) for c in np.asarray(data.codepoints))
+    assert counts == {"あ": 6, "ぁ": 2, "っ": 6}  # っ without つ has no twin here

@@ -13,6 +13,16 @@ class ClassSetError(UserError, ValueError):
 
 
 _SMALL_KANA = set("ぁぃぅぇぉっゃゅょゎ")
+# each small kana and the full-size kana it is a smaller copy of
+_SMALL_TO_FULL = dict(
+    zip(
+        "ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ",
+        "あいうえおつやゆよわアイウエオツヤユヨワカケ",
+        strict=True,
+    )
+)
+# hiragana and katakana written with one shape
+_SHAPE_TWINS = ("へヘ", "べベ", "ぺペ")
 
 
 def jis0208(hi: int, lo: int) -> str:
@@ -121,6 +131,27 @@ def _jis_row(char: str) -> int | None:
     except UnicodeEncodeError:
         return None
     return encoded[0] & 0x7F if len(encoded) == 2 else None
+
+
+def yielding_twins(classes: list[str]) -> set[str]:
+    """The classes of ``classes`` that one image cannot tell from a more common class of the set.
+
+    The shared normalisation scales every character to fill the frame, so a small kana alone is
+    its full-size kana (a reader sees the difference only beside its neighbours), and へ/ヘ, べ/ベ
+    and ぺ/ペ share one shape. A small kana yields to its full-size kana, and of each look-alike
+    pair the one rarer in Japanese text (:mod:`kanji_lab.prior`'s table) yields to the other.
+    The synthetic generator writes a yielding class less often, so the model learns to prefer
+    the common reading of an image that fits both.
+    """
+    from kanji_lab.prior import frequencies
+
+    present = set(classes)
+    small = {s for s, full in _SMALL_TO_FULL.items() if s in present and full in present}
+    table = frequencies()
+    rarer = {
+        min(pair, key=lambda c: table.get(c, 0.0)) for pair in _SHAPE_TWINS if set(pair) <= present
+    }
+    return small | rarer
 
 
 def zero_shot_split(seen: int = 2000) -> tuple[list[str], list[str]]:

@@ -20,7 +20,9 @@ printed text (exact glyphs, blur, noise, threshold, low resolution; see
 write in the cells of a sheet, each character cut out with fragments of its neighbours and
 sometimes the sheet's grid (see :mod:`kanji_lab.data.forms`). Every image then goes through the
 shared normalisation (:func:`kanji_lab.data.normalize.normalize_ink`).
-Every writer writes every class once (each kana ``data.kana_copies`` times, drawn anew); its family
+Every writer writes every class once (each kana ``data.kana_copies`` times, drawn anew, except a
+kana that one image cannot tell from a more common look-alike, such as a small kana:
+:func:`kanji_lab.data.charsets.yielding_twins`); its family
 becomes the sample's source name (``synthetic/brush``), so results can be reported per style
 family.
 
@@ -45,13 +47,13 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from kanji_lab.data import cache, cache_writer, forms, kanjivg
-from kanji_lab.data.charsets import resolve_classes
+from kanji_lab.data.charsets import resolve_classes, yielding_twins
 from kanji_lab.data.normalize import SETTINGS, normalize_ink
 from kanji_lab.data.sources import register
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
-GENERATOR_VERSION = 6  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 7  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout
@@ -185,18 +187,23 @@ def _tasks(
     kana_copies: int = 1,
 ) -> Iterator[Task]:
     """Blocks of work: writers numbered family by family, each writing every class it can (kana
-    ``kana_copies`` times, each copy drawn anew): with fonts, every class; without, those with
-    KanjiVG strokes."""
+    ``kana_copies`` times, each copy drawn anew, but a kana that yields to a look-alike twin once):
+    with fonts, every class; without, those with KanjiVG strokes."""
     drawable = classes if font_files else [c for c in classes if c in all_strokes]
+    yielding = yielding_twins(classes)
     writer = 0
     for family in render.FAMILIES:
         for k in range(writers[family]):
             font_file = font_files[k % len(font_files)] if family in render.FONT_FAMILIES else ""
             chars = [(c, copy) for c in drawable
-                     for copy in range(kana_copies if is_kana(c) else 1)]  # fmt: skip
+                     for copy in range(_copies(c, kana_copies, yielding))]  # fmt: skip
             for start in range(0, len(chars), BLOCK):
                 yield seed, writer, family, font_file, tuple(chars[start : start + BLOCK])
             writer += 1
+
+
+def _copies(char: str, kana_copies: int, yielding: set[str]) -> int:
+    return kana_copies if is_kana(char) and char not in yielding else 1
 
 
 def is_kana(char: str) -> bool:
