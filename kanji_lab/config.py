@@ -21,7 +21,8 @@ def config_dir() -> str:
         if (candidate / "train.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(
-        f"kanji_lab configs not found next to {_PACKAGE}: reinstall the package (pip install .)"
+        f"kanji_lab configs not found next to {_PACKAGE}: reinstall the package "
+        "(pip install '.[train]')"
     )
 
 

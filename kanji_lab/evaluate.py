@@ -45,8 +45,9 @@ from kanji_lab.run_dir import CONFIG_FILE, RunDirError
 log = logging.getLogger(__name__)
 
 
-def load_run(run_dir: Path) -> tuple[torch.nn.Module, list[str], DictConfig]:
-    """The model, its labels and the training config of a finished run."""
+def load_run_model(run_dir: Path) -> tuple[torch.nn.Module, list[str], DictConfig]:
+    """The network of a finished run's model file, its labels and training config (for a run's
+    Lightning checkpoint and data, see :func:`kanji_lab.notebook.load_run`)."""
     run_dir = Path(run_dir)
     weights = run_dir / WEIGHTS_FILE
     if not run_dir.is_dir():
@@ -307,7 +308,7 @@ def score_unseen(
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    net, labels, train_cfg = load_run(Path(cfg.run_dir))
+    net, labels, train_cfg = load_run_model(Path(cfg.run_dir))
     zero_shot = cfg.get("zero_shot") or {}
     labels, unseen, unknown = add_unseen_classes(net, labels, zero_shot.get("classes"))
     data = cfg.data if cfg.get("data") else train_cfg.data

@@ -19,7 +19,7 @@ from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.deploy.pipeline import Model, export_all, settings_from, summary
 from kanji_lab.deploy.weights import WEIGHTS_FILE, read_metadata
 from kanji_lab.errors import reports_user_errors
-from kanji_lab.evaluate import load_run
+from kanji_lab.evaluate import load_run_model
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Export the run ``cfg.run_dir``; returns the check report."""
     run_dir = Path(cfg.run_dir)
-    net, labels, train_cfg = load_run(run_dir)
+    net, labels, train_cfg = load_run_model(run_dir)
     meta = read_metadata(run_dir / WEIGHTS_FILE)
     settings = settings_from(OmegaConf.to_container(cfg.export, resolve=True))
     datamodule = _training_data(train_cfg, cfg, labels) if settings.int8 else None

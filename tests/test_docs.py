@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 EXPERIMENTS = ROOT / "experiments" / "README.md"
 MAIN_JOB = (
-    "python3 -m venv .venv && .venv/bin/pip install -q torch==2.13.0 -e . "
+    "python3 -m venv .venv && .venv/bin/pip install -q torch==2.13.0 -e '.[train]' "
     "&& .venv/bin/python -m kanji_lab"
 )
 

@@ -14,7 +14,7 @@ from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.data.synthetic.render import FAMILIES as SYNTHETIC_FAMILIES
 from kanji_lab.deploy.weights import load_weights, read_metadata, save_weights
 from kanji_lab.errors import NetworkConfigError
-from kanji_lab.evaluate import evaluate, load_run
+from kanji_lab.evaluate import evaluate, load_run_model
 from kanji_lab.models.hiercode import code_slots
 from kanji_lab.models.profile import count_macs, profile
 from kanji_lab.models.registry import architectures, build_network
@@ -206,7 +206,7 @@ def test_evaluate_zero_shot_reports_unseen_classes_apart(tmp_path):
     assert zs["chance_top1"] == pytest.approx(1 / 7)
     assert zs["unseen_only_chance_top1"] == pytest.approx(1 / 2)
     # the same scores computed here from the model's logits on the 6 samples of 愛 and 悪
-    net, labels, _ = load_run(run)
+    net, labels, _ = load_run_model(run)
     net.extend_labels(["愛", "悪"])
     labels = [*labels, "愛", "悪"]
     dm = CharacterDataModule(cfg.data, labels=labels)
@@ -334,7 +334,7 @@ def test_zero_shot_scores_unseen_classes_only_on_writers_training_never_saw(tmp_
     assert auto["split"] == "unseen_writers"
     assert "shares the synthetic seed 0 writers" in auto["writers_note"]
     # 15 writers: each test writer wrote the 5 classes, 2 of them unseen
-    net, labels, train_cfg = load_run(run)
+    net, labels, train_cfg = load_run_model(run)
     trained = CharacterDataModule(train_cfg.data, labels=labels)
     trained.setup("fit")
     test_writers = set(np.asarray(trained.data.writers)[trained.splits["test"]].tolist())

@@ -1,9 +1,11 @@
-"""The configs must ship inside the wheel, not only live in a checkout."""
+"""Packaging: the configs ship inside the wheel, and the base install is the reader alone."""
 
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import tomllib
 
 from kanji_lab.config import config_dir
 
@@ -37,3 +39,29 @@ def test_wheel_carries_every_config(tmp_path):
     # the web page's files ship as package data of kanji_lab.web
     static = ROOT / "kanji_lab" / "web" / "static"
     assert {f"kanji_lab/web/static/{p.name}" for p in static.iterdir()} <= names
+
+
+def test_the_base_install_reads_and_the_train_extra_trains():
+    """``pip install kanji-lab`` brings what reading needs; torch and the rest come with
+    ``[train]``, which every extra that trains includes."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = {req.split(">")[0].split("=")[0] for req in project["dependencies"]}
+    assert base == {"onnxruntime", "numpy", "pillow", "scipy"}
+    extras = project["optional-dependencies"]
+    assert {"torch>=2.6,<2.15", "lightning>=2.4,<2.8", "hydra-core>=1.3,<1.4"} <= set(
+        extras["train"]
+    )
+    for extra in ("dev", "sweep", "slurm", "notebooks", "gpu"):
+        assert "kanji-lab[train]" in extras[extra], extra
+
+
+def test_training_without_the_train_extra_says_how_to_install_it():
+    blocked = "import sys; sys.modules['torch'] = None; sys.argv = ['kanji-lab', 'model=cnn']; "
+    run = "from kanji_lab.__main__ import main; main()"
+    done = subprocess.run([sys.executable, "-c", blocked + run], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: training needs torch, which this install lacks (the base install only reads "
+        "characters: kanji-lab read). Install the training stack with pip install "
+        "'kanji-lab[train]' (from a checkout: pip install -e '.[train]')"
+    ]

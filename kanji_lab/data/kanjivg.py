@@ -73,7 +73,7 @@ def kanjivg_dir() -> Path:
     except importlib.metadata.PackageNotFoundError:
         folder = None
     if folder is None or not folder.is_dir():
-        raise FileNotFoundError("KanjiVG data not found: pip install kanjivg")
+        raise FileNotFoundError("KanjiVG data not found: pip install kanjivg (in the train extra)")
     return folder
 
 
