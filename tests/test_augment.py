@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from kanji_lab.data.augment import BatchAugment
+from kanji_lab.data.augment import BatchAugment, max3x3
 from kanji_lab.data.datamodule import EpochBatchSampler, encode_targets
 
 
@@ -33,6 +34,12 @@ def test_thickness_changes_ink_amount_both_ways():
     ink = aug(x).sum(dim=(1, 2, 3))
     base = x[0].sum()
     assert (ink > base * 1.05).any() and (ink < base * 0.95).any()
+
+
+def test_max3x3_is_max_pooling():
+    x = torch.rand(4, 1, 64, 64)
+    for image in (x, x.contiguous(memory_format=torch.channels_last), -x):
+        assert torch.equal(max3x3(image), F.max_pool2d(image, 3, 1, 1))
 
 
 def test_sampler_order_depends_on_seed_and_epoch_only():
