@@ -1,5 +1,6 @@
 """Spawn two gloo ranks ``runs`` times; each registers the exit hook under test, then exits with
-its group alive. Prints how many runs lost a rank to a signal (run in a fresh interpreter)."""
+its group alive. Prints how many runs lost a rank to a signal (run in a fresh interpreter).
+Each spawned rank re-imports this module, so it imports torch alone, not Lightning."""
 
 import os
 import sys
@@ -7,21 +8,22 @@ import sys
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from lightning.fabric.plugins.environments.lightning import find_free_network_port
 
-from kanji_lab.callbacks.process_group import ProcessGroupAtExit
+from kanji_lab.process_group import destroy_process_group_at_exit
 
 
 def _rank(rank: int, port: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    ProcessGroupAtExit().setup(None, None, "fit")
+    destroy_process_group_at_exit()
     for _ in range(50):
         dist.all_reduce(torch.ones(1000))
     dist.barrier()
 
 
 def main(runs: int) -> None:
+    from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
     lost = 0
     for _ in range(runs):
         try:

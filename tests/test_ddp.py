@@ -104,3 +104,16 @@ def test_gloo_ranks_close_their_process_group_before_exit():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "lost 0 of 12", done.stderr[-3000:]
+
+
+def test_the_callback_registers_the_exit_hook_once_a_group_exists(monkeypatch):
+    from kanji_lab.callbacks import process_group as callback
+
+    calls = []
+    monkeypatch.setattr(callback, "destroy_process_group_at_exit", lambda: calls.append(1))
+    monkeypatch.setattr(callback.dist, "is_initialized", lambda: False)
+    callback.ProcessGroupAtExit().setup(None, None, "fit")
+    assert calls == []
+    monkeypatch.setattr(callback.dist, "is_initialized", lambda: True)
+    callback.ProcessGroupAtExit().setup(None, None, "fit")
+    assert calls == [1]
