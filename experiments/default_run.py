@@ -37,7 +37,7 @@ REAL_SETS = {  # real writing, for evaluation only
 }
 PRIOR_WEIGHTS = [0.1, 0.3, 1.0]  # the character-frequency prior, reported beside the model alone
 CELLS = "tomoe cells (the same characters cut from a sheet with their neighbours)"
-TARGET_TOP1 = 0.97
+TARGET_TOP1 = 0.98  # the real-writing issue: the synthetic test split at or above 98%
 
 
 def main() -> None:
