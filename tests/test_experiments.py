@@ -145,3 +145,16 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
     assert (
         len(rec.labels) == entry["classes"] and recognizer.Recognizer("tiny").labels == rec.labels
     )
+
+
+def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
+    from experiments.val_stability import epoch_val_top1, largest_drop
+
+    log = tmp_path / "csv" / "version_0" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "epoch,step,train/loss,val/acc\n0,9,2.0,\n1,19,,0.8\n0,9,,0.5\n2,29,,0.6\n3,39,,0.9\n"
+    )
+    assert epoch_val_top1(tmp_path) == [0.5, 0.8, 0.6, 0.9]
+    assert largest_drop([0.5, 0.8, 0.6, 0.9], settle=0) == pytest.approx(0.2)
+    assert largest_drop([0.5, 0.8, 0.6, 0.9], settle=2) == 0.0
