@@ -22,7 +22,7 @@ from pathlib import Path
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.harness import workspace  # noqa: E402
-from experiments.results_io import record, table  # noqa: E402
+from experiments.results_io import record  # noqa: E402
 
 MODELS = ("cnn", "rnn", "hiercode", "vit")
 # the built-in data at the size of the real-data report: 71 hiragana, 44 writers (~9k images)
@@ -78,22 +78,18 @@ def main() -> None:
 
 
 def markdown(result: dict) -> str:
-    rows = [
-        [
-            model,
-            f"{100 * r['test_top1']:.2f}%",
-            f"{100 * r['largest_drop']:.1f}",
-            " ".join(f"{v:.3f}" for v in r["val_top1"]),
-        ]
-        for model, r in result["models"].items()
-    ]
-    head = ["model", "test top-1", f"largest drop after epoch {result['settle']} (points)"]
     lines = [
         "Validation top-1 epoch by epoch on a small training set, "
         f"`python -m kanji_lab {' '.join(result['command_overrides'])}`:",
         "",
-        table([*head, "validation top-1 per epoch"], rows),
+        f"| model | test top-1 | largest drop after epoch {result['settle']} "
+        "| validation top-1 per epoch |",
+        "|---|---|---|---|",
     ]
+    for model, r in result["models"].items():
+        curve = " ".join(f"{v:.3f}" for v in r["val_top1"])
+        drop = f"{100 * r['largest_drop']:.1f} points"
+        lines.append(f"| {model} | {100 * r['test_top1']:.2f}% | {drop} | {curve} |")
     return "\n".join(lines)
 
 

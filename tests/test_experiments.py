@@ -148,7 +148,7 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
 
 
 def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
-    from experiments.val_stability import epoch_val_top1, largest_drop
+    from experiments.val_stability import epoch_val_top1, largest_drop, markdown
 
     log = tmp_path / "csv" / "version_0" / "metrics.csv"
     log.parent.mkdir(parents=True)
@@ -158,3 +158,6 @@ def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
     assert epoch_val_top1(tmp_path) == [0.5, 0.8, 0.6, 0.9]
     assert largest_drop([0.5, 0.8, 0.6, 0.9], settle=0) == pytest.approx(0.2)
     assert largest_drop([0.5, 0.8, 0.6, 0.9], settle=2) == 0.0
+    row = {"val_top1": [0.5, 0.8], "largest_drop": 0.0, "test_top1": 0.9}
+    text = markdown({"command_overrides": ["model=cnn"], "settle": 3, "models": {"cnn": row}})
+    assert "| cnn | 90.00% | 0.0 points | 0.500 0.800 |" in text

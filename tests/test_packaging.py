@@ -1,10 +1,12 @@
 """Packaging: the configs ship inside the wheel, and the base install is the reader alone."""
 
+import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import tomllib
 
 from kanji_lab.config import config_dir
@@ -65,3 +67,26 @@ def test_training_without_the_train_extra_says_how_to_install_it():
         "characters: kanji-lab read). Install the training stack with pip install "
         "'kanji-lab[train]' (from a checkout: pip install -e '.[train]')"
     ]
+
+
+@pytest.mark.slow  # a fresh virtual environment and the base install: about a minute
+def test_a_fresh_base_install_reads_without_torch(tmp_path):
+    from PIL import Image, ImageDraw
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    bin_dir = venv / "bin"
+    install = [str(bin_dir / "pip"), "install", "-q", str(ROOT)]
+    subprocess.run(install, check=True, capture_output=True, cwd=tmp_path)
+    image = Image.new("L", (96, 96), 255)
+    ImageDraw.Draw(image).line([(30, 12), (30, 84)], fill=0, width=7)  # 丨-like: one stroke
+    image.save(tmp_path / "字.png")
+    read = [str(bin_dir / "kanji-lab"), "read", str(tmp_path / "字.png"), "--k", "3", "--json"]
+    done = subprocess.run(read, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (result,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert result["path"].endswith("字.png") and len(result["candidates"]) == 3
+    no_torch = subprocess.run([str(bin_dir / "python"), "-c", "import torch"], capture_output=True)
+    assert no_torch.returncode == 1
+    train = subprocess.run([str(bin_dir / "kanji-lab")], capture_output=True, text=True)
+    assert train.returncode == 1 and "kanji-lab[train]" in train.stderr
