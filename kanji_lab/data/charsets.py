@@ -12,7 +12,6 @@ class ClassSetError(UserError, ValueError):
     """A class set names no known set and is no string of characters."""
 
 
-_SMALL_KANA = set("ぁぃぅぇぉっゃゅょゎ")
 # each small kana and the full-size kana it is a smaller copy of
 _SMALL_TO_FULL = dict(
     zip(
@@ -21,6 +20,7 @@ _SMALL_TO_FULL = dict(
         strict=True,
     )
 )
+_SMALL_KANA = set(_SMALL_TO_FULL)
 # hiragana and katakana written with one shape
 _SHAPE_TWINS = ("へヘ", "べベ", "ぺペ")
 
@@ -55,9 +55,8 @@ def etl9g_classes() -> list[str]:
 def katakana() -> list[str]:
     """The 48 basic katakana ア..ン (no small or voiced forms; ヰ ヱ included, as in ETL)."""
     row = [jis0208(0x25, lo) for lo in range(0x21, 0x74)]
-    small = set("ァィゥェォッャュョヮヵヶ")
     voiced = set("ガギグゲゴザジズゼゾダヂヅデドバビブベボパピプペポヴ")
-    return [c for c in row if c not in small and c not in voiced]
+    return [c for c in row if c not in _SMALL_KANA and c not in voiced]
 
 
 def katakana_row() -> list[str]:
