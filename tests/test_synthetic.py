@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from kanji_lab.data import cache, sources, synthetic
+from kanji_lab.data import cache, sources, splits, synthetic
 from kanji_lab.data.kanjivg import load_strokes, sample_path
 from kanji_lab.data.synthetic import fonts
 from kanji_lab.errors import DataSourceError
@@ -196,6 +196,8 @@ def test_characters_without_strokes_are_written_by_every_family_over_fonts(tmp_p
             "pip install no-such-fonts",
         ),
         ({"writers": {"font": 1}, "fonts": []}, "data.fonts"),
+        ({"heldout_classes": {"train": 0.5}}, "takes val and test"),
+        ({"heldout_classes": {"val": 0}}, r"in \(0, 1\]"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(tmp_path: Path, overrides: dict, message: str) -> None:
@@ -283,3 +285,26 @@ def test_a_small_kana_is_written_once_beside_its_full_size_twin(tmp_path) -> Non
     data = build(make_cfg(tmp_path, classes="あぁっ", writers={"pen": 2}, kana_copies=3))
     counts = Counter(chr(c) for c in np.asarray(data.codepoints))
     assert counts == {"あ": 6, "ぁ": 2, "っ": 6}  # っ without つ has no twin here
+
+
+def test_held_out_writers_write_their_share_and_are_the_ones_the_split_holds_out(tmp_path):
+    classes = "あいうえおかきくけこ亜唖娃阿哀愛挨姶逢葵茜穐悪握渥旭葦芦鯵梓圧斡扱宛姐虻"
+    writers = {"pen": 3, "pencil": 3, "touch": 3}
+    shares = {"val": 0.25, "test": 0.5}
+    cfg = make_cfg(tmp_path, classes=classes, writers=writers, kana_copies=1)
+    full = build(cfg)
+    data = build(make_cfg(tmp_path, classes=classes, writers=writers, kana_copies=1,
+                          heldout_classes=shares))  # fmt: skip
+    split = splits.split_indices(data.writers, data.sources, val=0.1, test=0.1, seed=0)
+    per_writer = Counter(np.asarray(data.writers).tolist())
+    for name, share in [("train", 1.0), *shares.items()]:
+        held = set(np.asarray(data.writers)[split[name]].tolist())
+        assert held, name
+        for writer in held:
+            assert abs(per_writer[writer] / len(classes) - share) < 0.2, (name, writer)
+    train = split["train"]
+    full_train = splits.split_indices(full.writers, full.sources, val=0.1, test=0.1)["train"]
+    np.testing.assert_array_equal(data.images[train], full.images[full_train])
+    by_sample = make_cfg(tmp_path, classes=classes, writers=writers, kana_copies=1,
+                         heldout_classes=shares, split={"by": "sample"})  # fmt: skip
+    assert len(build(by_sample)) == len(full)

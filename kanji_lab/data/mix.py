@@ -74,6 +74,8 @@ def extra_config(name: str, cfg: DictConfig, classes: list[str]) -> DictConfig:
         ) from None
     if "root" in extra:
         extra.root = cfg.get("root")
+    if "heldout_classes" in extra:  # an extra source only trains: every writer writes everything
+        extra.heldout_classes = None
     if "classes" not in extra:
         raise DataSourceError(f"data.extra: source {name!r} cannot be given classes")
     extra.classes = "".join(classes)

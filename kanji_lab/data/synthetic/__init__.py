@@ -50,6 +50,7 @@ from kanji_lab.data import cache, cache_writer, forms, kanjivg
 from kanji_lab.data.charsets import resolve_classes, yielding_twins
 from kanji_lab.data.normalize import SETTINGS, normalize_ink
 from kanji_lab.data.sources import register
+from kanji_lab.data.splits import SPLITS, split_indices
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
@@ -57,6 +58,7 @@ GENERATOR_VERSION = 7  # bump when the generated images change, so stale caches 
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout
+_HELDOUT_STREAM = 0x110002  # which classes a validation or test writer writes
 
 # Per process: the strokes of every class, set before generating.
 _STROKES: dict[str, kanjivg.Character] = {}
@@ -95,7 +97,8 @@ def generate(
     if font_only:
         _check_fallback(font_only, font_files)
     copies = _kana_copies(cfg)
-    tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes, copies))
+    shares = held_out_shares(cfg, writers)
+    tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes, copies, shares))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
     families = [f for f in render.FAMILIES if writers[f]]
     total = sum(len(task[4]) for task in tasks)  # at most: fonts may lack a few glyphs
@@ -185,21 +188,61 @@ def _tasks(
     font_files: list[str],
     all_strokes: dict[str, kanjivg.Character],
     kana_copies: int = 1,
+    shares: dict[int, float] | None = None,
 ) -> Iterator[Task]:
     """Blocks of work: writers numbered family by family, each writing every class it can (kana
     ``kana_copies`` times, each copy drawn anew, but a kana that yields to a look-alike twin once):
-    with fonts, every class; without, those with KanjiVG strokes."""
+    with fonts, every class; without, those with KanjiVG strokes. A writer with a share in
+    ``shares`` (a validation or test writer) writes that share of them, a random subset."""
     drawable = classes if font_files else [c for c in classes if c in all_strokes]
     yielding = yielding_twins(classes)
+    shares = shares or {}
     writer = 0
     for family in render.FAMILIES:
         for k in range(writers[family]):
             font_file = font_files[k % len(font_files)] if family in render.FONT_FAMILIES else ""
             chars = [(c, copy) for c in drawable
                      for copy in range(_copies(c, kana_copies, yielding))]  # fmt: skip
+            if writer in shares:
+                kept = np.random.default_rng([seed, writer, _HELDOUT_STREAM]).random(len(chars))
+                chars = [item for item, u in zip(chars, kept, strict=True) if u < shares[writer]]
             for start in range(0, len(chars), BLOCK):
                 yield seed, writer, family, font_file, tuple(chars[start : start + BLOCK])
             writer += 1
+
+
+def held_out_shares(cfg: DictConfig, writers: dict[str, int]) -> dict[int, float]:
+    """Writer id -> share of the classes it writes, for the validation and test writers that
+    ``data.split`` will hold out (the same split the data module makes: writers numbered family by
+    family, stratified by family) when ``data.heldout_classes`` gives a share below 1. They only
+    measure, so writing fewer images saves generation and evaluation time. Empty when splitting by
+    sample or when no share is set."""
+    given = cfg.get("heldout_classes") or {}
+    split = cfg.get("split") or {}
+    unknown = sorted(set(given) - {"val", "test"})
+    if unknown:
+        raise DataSourceError(f"data.heldout_classes takes val and test, not {unknown}")
+    shares = {name: float(given[name]) for name in given if given[name] is not None}
+    if any(not 0 < share <= 1 for share in shares.values()):
+        raise DataSourceError(f"data.heldout_classes shares must be in (0, 1], got {shares}")
+    if split.get("by", "writer") != "writer" or not shares:
+        return {}
+    families = [f for f in render.FAMILIES if writers[f]]
+    per_writer = [families.index(f) for f in families for _ in range(writers[f])]
+    ids = np.arange(len(per_writer))
+    assigned = split_indices(
+        ids,
+        np.array(per_writer),
+        val=split.get("val", 0.1),
+        test=split.get("test", 0.1),
+        seed=split.get("seed", 0),
+    )
+    return {
+        int(w): shares[name]
+        for name in SPLITS
+        if shares.get(name, 1.0) < 1
+        for w in ids[assigned[name]]
+    }
 
 
 def _copies(char: str, kana_copies: int, yielding: set[str]) -> int:
@@ -292,4 +335,5 @@ def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -
         "writers": writers,
         "fonts": font_specs if any(writers[f] for f in render.FONT_FAMILIES) else [],
         "classes": hashlib.sha1("".join(classes).encode()).hexdigest(),
+        "heldout": {str(w): share for w, share in held_out_shares(cfg, writers).items()},
     }
