@@ -75,6 +75,28 @@ def test_model_files_load_the_same_with_another_kanjivg(arch, tmp_path, monkeypa
         torch.testing.assert_close(again.codes, net.codes)
 
 
+@pytest.mark.parametrize("arch", ["rnn", "hiercode"])
+def test_checkpoints_load_the_same_with_another_kanjivg(arch, tmp_path, monkeypatch):
+    """A checkpoint keeps the tables too: loading it (a notebook) or resuming from it on a machine
+    whose KanjiVG splits characters otherwise rebuilds the network it holds."""
+    from lightning.pytorch import Trainer
+
+    from kanji_lab.models.module import CharacterClassifier
+
+    model = CharacterClassifier(arch, LABELS, net=SMALL[arch]).eval()
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    monkeypatch.setattr(radicals, "decompose", radicals.atomic)
+    monkeypatch.setattr(radicals, "components", lambda char: (char,))
+    monkeypatch.setattr(radicals, "vocabulary", lambda chars: list(chars))
+    assert CharacterClassifier(arch, LABELS, net=SMALL[arch]).net.stored() != model.net.stored()
+    again = CharacterClassifier.load_from_checkpoint(tmp_path / "m.ckpt", map_location="cpu")
+    x = torch.randn(2, 1, 64, 64)
+    torch.testing.assert_close(again.eval()(x), model(x))
+    assert again.net.stored() == model.net.stored()
+
+
 def test_profile_counts_recurrent_layers():
     with_rnn = count_macs(small("rnn"))
     stats = profile(small("rnn"))

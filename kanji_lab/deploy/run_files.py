@@ -22,8 +22,8 @@ from kanji_lab.atomic import write_json
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.deploy.onnx_export import ExportError
 from kanji_lab.deploy.pipeline import REPORT_FILE, ExportSettings, Model, export_all, summary
-from kanji_lab.deploy.weights import WEIGHTS_FILE, save_weights, stored_tables
-from kanji_lab.models.registry import build_network
+from kanji_lab.deploy.weights import WEIGHTS_FILE, save_weights
+from kanji_lab.models.registry import build_network, stored_tables
 
 log = logging.getLogger(__name__)
 LABELS_FILE = "labels.json"

@@ -18,7 +18,7 @@ from torch import nn
 from kanji_lab.atomic import atomic_file
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.data.radicals import kanjivg_version
-from kanji_lab.models.registry import build_network
+from kanji_lab.models.registry import build_network, stored_tables
 
 FORMAT = "kanji_lab/1"
 WEIGHTS_FILE = "model.safetensors"  # a run's model file
@@ -92,12 +92,6 @@ def load_weights(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     net = rebuild(meta)
     net.load_state_dict(load_file(str(path)))
     return net.eval(), meta
-
-
-def stored_tables(net: nn.Module) -> dict[str, Any]:
-    """What ``net`` derived from KanjiVG and needs to be rebuilt (see the module docstring)."""
-    stored = getattr(net, "stored", None)
-    return stored() if callable(stored) else {}
 
 
 def rebuild(meta: dict[str, Any]) -> nn.Module:

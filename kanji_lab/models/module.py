@@ -13,11 +13,13 @@ from torch import Tensor
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from kanji_lab.models.registry import build_network
+from kanji_lab.models.registry import build_network, stored_tables
 
 log = logging.getLogger(__name__)
 # an epoch's mean training loss at this share of ln(classes) or above: nothing was learned
 CHANCE_SHARE = 0.98
+# checkpoint entry holding the network's KanjiVG-derived tables (see ``stored_tables``)
+TABLES_KEY = "net_tables"
 
 
 class CharacterClassifier(pl.LightningModule):
@@ -48,13 +50,8 @@ class CharacterClassifier(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.labels = list(labels)
-        self.net = build_network(arch, self.labels, **(net or {}))
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net.to(memory_format=self.memory_format)
-        # not registered as submodules: the state dict keeps plain ``net.`` keys
-        object.__setattr__(self, "_compiled", torch.compile(self.net) if compile else None)
-        compiled_train = torch.compile(training_forward(self.net)) if compile else None
-        object.__setattr__(self, "_compiled_train", compiled_train)
+        self._install(build_network(arch, self.labels, **(net or {})))
         n = len(self.labels)
         top5 = min(5, n)
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -66,6 +63,34 @@ class CharacterClassifier(pl.LightningModule):
         self.val_acc_best.persistent(True)  # the best score survives a resume
         self.test_acc = MulticlassAccuracy(n, average="micro")
         self.test_acc_top5 = MulticlassAccuracy(n, top_k=top5, average="micro")
+
+    def _install(self, net: torch.nn.Module) -> None:
+        """Make ``net`` the network, in the memory format and compiled as configured."""
+        self.net = net.to(memory_format=self.memory_format)
+        compile = self.hparams.compile
+        # not registered as submodules: the state dict keeps plain ``net.`` keys
+        object.__setattr__(self, "_compiled", torch.compile(self.net) if compile else None)
+        compiled_train = torch.compile(training_forward(self.net)) if compile else None
+        object.__setattr__(self, "_compiled_train", compiled_train)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep what the network derived from KanjiVG (the RNN's components, HierCode's codes)."""
+        tables = stored_tables(self.net)
+        if tables:
+            checkpoint[TABLES_KEY] = tables
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the network with the checkpoint's tables where the installed KanjiVG gives
+        others, so a checkpoint loads and resumes as it was trained on any machine."""
+        tables = checkpoint.get(TABLES_KEY)
+        if not tables or tables == stored_tables(self.net):
+            return
+        log.warning(
+            "the checkpoint's radical tables differ from those the installed KanjiVG gives; "
+            "using the checkpoint's"
+        )
+        hp = self.hparams
+        self._install(build_network(hp.arch, self.labels, **(hp.net or {}), **tables))
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.contiguous(memory_format=self.memory_format)

@@ -62,3 +62,10 @@ def build_network(name: str, labels: list[str], **kwargs: Any) -> nn.Module:
         raise NetworkConfigError(
             f"model.net of {name!r}: {exc} (its keys and defaults: conf/model/{name}.yaml)"
         ) from exc
+
+
+def stored_tables(net: nn.Module) -> dict[str, Any]:
+    """What ``net`` derived from KanjiVG and needs to be rebuilt as it was (``net.stored()``: the
+    RNN's component vocabulary, HierCode's codes); empty for networks that derive nothing."""
+    stored = getattr(net, "stored", None)
+    return stored() if callable(stored) else {}
