@@ -23,7 +23,7 @@ def main() -> None:
             "install only reads characters: kanji-lab read). Install the training stack with "
             "pip install 'kanji-lab[train]' (from a checkout: pip install -e '.[train]')"
         )
-    from kanji_lab.train import main as train
+    from kanji_lab.entry import main as train
 
     train()
 

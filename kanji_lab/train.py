@@ -1,4 +1,5 @@
-"""``python -m kanji_lab`` / ``kanji-lab``: train, test with the best weights, export, summarise."""
+"""One training job (``python -m kanji_lab``, through :mod:`kanji_lab.entry`): train, test with the
+best weights, export, summarise."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning.pytorch as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,11 +17,9 @@ from kanji_lab.callbacks.carbon import read_emissions
 from kanji_lab.callbacks.process_group import ProcessGroupAtExit
 from kanji_lab.callbacks.rng_state import RNGState
 from kanji_lab.checkpoint_io import AtomicCheckpointIO
-from kanji_lab.config import config_dir
 from kanji_lab.data.datamodule import CharacterDataModule
 from kanji_lab.deploy.pipeline import ExportSettings, settings_from
 from kanji_lab.deploy.run_files import best_checkpoint, write_run_files
-from kanji_lab.errors import reports_user_errors
 from kanji_lab.models.module import CharacterClassifier
 from kanji_lab.models.profile import describe as describe_cost
 from kanji_lab.models.profile import profile
@@ -154,17 +151,3 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print_summary(metrics)
     finish_wandb(trainer.loggers, metrics)  # one W&B run per job, also in a multirun
     return metrics
-
-
-@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-@reports_user_errors
-def main(cfg: DictConfig) -> float | None:
-    """Entry point; returns ``cfg.optimized_metric`` for sweepers that optimise it."""
-    torch.set_float32_matmul_precision("high")
-    metrics = train(cfg)
-    key = cfg.get("optimized_metric")
-    return metrics.get(key) if key else None
-
-
-if __name__ == "__main__":
-    main()

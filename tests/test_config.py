@@ -60,6 +60,14 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def test_the_cli_composes_configs_without_loading_the_training_stack():
+    """--cfg, --help, --info and bad overrides answer before torch and Lightning load."""
+    code = "import sys, kanji_lab.entry; print(sorted({'torch', 'lightning'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_cli_cfg_job_and_info(tmp_path):
     job = _cli("--cfg", "job", "model.net.width=16", cwd=tmp_path)
     assert job.returncode == 0, job.stderr
