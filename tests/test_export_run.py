@@ -135,16 +135,19 @@ def test_every_deployment_file_holds_the_best_weights_without_a_test(tmp_path):
     assert np.abs(run_session(session(run / "model.onnx"), x) - want).max() <= 1e-4
 
 
-def test_a_failed_export_check_keeps_the_trained_run(tmp_path, monkeypatch, capsys):
-    """An export check that fails after training ends the run normally: weights, checkpoints and
-    metrics stay, export.json and the summary say what failed and how to re-export."""
+@pytest.mark.parametrize("crash", [False, True], ids=["check", "exporter-crash"])
+def test_a_failed_export_check_keeps_the_trained_run(tmp_path, monkeypatch, capsys, crash):
+    """An export that fails after training, by its parity check or by an error inside the
+    exporter itself, ends the run normally: weights, checkpoints and metrics stay, export.json
+    and the summary say what failed and how to re-export."""
     from kanji_lab.deploy import run_files
     from kanji_lab.deploy.onnx_export import ExportError
     from kanji_lab.train import train
     from tests.conftest import compose_train, tiny_overrides
 
     def failing(*args, **kwargs):
-        raise ExportError("model.onnx: ONNX Runtime differs from PyTorch at batch 1")
+        message = "model.onnx: ONNX Runtime differs from PyTorch at batch 1"
+        raise RuntimeError(message) if crash else ExportError(message)
 
     monkeypatch.setattr(run_files, "export_all", failing)
     run = tmp_path / "run"

@@ -78,10 +78,18 @@ def write_run_files(
         settings = dataclasses.replace(settings, int8=False)
     try:
         report = export_all(run_dir, model, settings, datamodule)
-    except ExportError as exc:  # the run's weights and metrics are kept; the export is redone apart
-        report = {"error": str(exc), "reexport": f"python -m kanji_lab.export run_dir={run_dir}"}
+    # a failed check or a crash of the exporter itself: the run's weights and metrics are kept,
+    # the export is redone apart (an unexpected error keeps its traceback in the log)
+    except Exception as exc:
+        error = str(exc) if isinstance(exc, ExportError) else f"{type(exc).__name__}: {exc}"
+        report = {"error": error, "reexport": f"python -m kanji_lab.export run_dir={run_dir}"}
         files.append(write_json(run_dir / REPORT_FILE, report))
-        log.error("export failed: %s; the weights are kept; re-export: %s", exc, report["reexport"])
+        log.error(
+            "export failed: %s; the weights are kept; re-export: %s",
+            error,
+            report["reexport"],
+            exc_info=not isinstance(exc, ExportError),
+        )
         return files, report
     files += report.pop("paths")
     log.info("exported the %s weights:\n%s", source, summary(report))
