@@ -42,6 +42,20 @@ def test_every_results_block_equals_its_results_file(doc, results_io):
     )
 
 
+def test_every_results_file_records_the_commit_it_measured(results_io):
+    """A figure is only worth keeping with the code that produced it (ablation rows, each
+    measured apart, record theirs per row)."""
+    import json
+
+    unproven = []
+    for path in sorted(results_io.RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        records = result["rows"] if path.stem == "ablation_real" else [result]
+        if not all(len(r.get("measured", {}).get("commit") or "") == 40 for r in records):
+            unproven.append(path.name)
+    assert not unproven, f"{unproven} record no commit: rerun their scripts or remove them"
+
+
 def test_the_results_book_holds_the_blocks_and_the_readme_none(results_io):
     assert not results_io.blocks(README.read_text()), "figures live in experiments/README.md"
     names = results_io.blocks(EXPERIMENTS.read_text())
