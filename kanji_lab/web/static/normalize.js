@@ -223,7 +223,7 @@ export function drawStrokes(strokes, settings) {
 function levels(img) {
   const { width: w, height: h, data } = img;
   const hist = new Float64Array(256);
-  for (const v of data) hist[v]++;
+  for (let i = 0; i < data.length; i++) hist[data[i]]++;
   const border = new Float64Array(256);
   let count = 0;
   const add = (v) => {
@@ -267,11 +267,12 @@ export function stretchContrast(img, settings) {
   const floor = paper + Number(settings.peak_floor) * (brightest - paper);
   const peak = Math.max(top, floor);
   const gain = peak > paper ? f32(255.0 / Math.max(peak - paper, 1e-6)) : 0;
-  const ink = new Float32Array(img.data.length);
-  for (let i = 0; i < ink.length; i++) {
-    const v = f32(f32(img.data[i] - paper) * gain);
-    ink[i] = Math.min(Math.max(v, 0), 255);
-  }
+  // the stretched value depends on the grey level alone: one table of 256
+  const table = new Float32Array(256);
+  for (let v = 0; v < 256; v++) table[v] = Math.min(Math.max(f32(f32(v - paper) * gain), 0), 255);
+  const { data } = img;
+  const ink = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) ink[i] = table[data[i]];
   return ink;
 }
 
@@ -319,48 +320,53 @@ function transpose(mask, width, height) {
   return out;
 }
 
-// 8-connected pieces of the mask: per piece its pixels, ink mass and box [top, bottom, left, right].
+// 8-connected pieces of the mask: per piece its pixels (order[first .. first + count]), ink mass
+// and box [top, bottom, left, right]. Depth first, as the mass is summed in that order.
 function pieces(mask, ink, width, height) {
   const label = new Int32Array(mask.length).fill(-1);
+  const order = new Int32Array(mask.length);
+  const stack = new Int32Array(mask.length);
   const found = [];
+  let filled = 0;
   for (let start = 0; start < mask.length; start++) {
     if (!mask[start] || label[start] >= 0) continue;
-    const piece = { pixels: [], mass: 0, box: [height, -1, width, -1] };
-    label[start] = found.length;
-    const stack = [start];
-    while (stack.length) {
-      const i = stack.pop();
+    const id = found.length;
+    const first = filled;
+    let [mass, top, bottom, left, right] = [0, height, -1, width, -1];
+    let depth = 0;
+    label[start] = id;
+    stack[depth++] = start;
+    while (depth) {
+      const i = stack[--depth];
       const y = Math.trunc(i / width);
       const x = i - y * width;
-      piece.pixels.push(i);
-      piece.mass += ink[i];
-      const b = piece.box;
-      b[0] = Math.min(b[0], y);
-      b[1] = Math.max(b[1], y);
-      b[2] = Math.min(b[2], x);
-      b[3] = Math.max(b[3], x);
-      for (let dy = -1; dy <= 1; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy < 0 || yy >= height || xx < 0 || xx >= width) continue;
+      order[filled++] = i;
+      mass += ink[i];
+      if (y < top) top = y;
+      if (y > bottom) bottom = y;
+      if (x < left) left = x;
+      if (x > right) right = x;
+      for (let yy = y - 1; yy <= y + 1; yy++) {
+        if (yy < 0 || yy >= height) continue;
+        for (let xx = x - 1; xx <= x + 1; xx++) {
+          if (xx < 0 || xx >= width) continue;
           const j = yy * width + xx;
           if (mask[j] && label[j] < 0) {
-            label[j] = found.length;
-            stack.push(j);
+            label[j] = id;
+            stack[depth++] = j;
           }
         }
       }
     }
-    found.push(piece);
+    found.push({ first, count: filled - first, mass, box: [top, bottom, left, right] });
   }
-  return { found, label };
+  return { found, label, order };
 }
 
 // Which pieces are clutter: suspects (tiny, or small and wholly in one side's band) that stay
 // further from the character's box than `clutter_gap` of its longer side (twice that for pieces
 // between `clutter_mass` and twice it that the image's edge cuts).
-function dropped(found, width, height, settings) {
+function dropped(found, order, width, height, settings) {
   const total = found.reduce((sum, p) => sum + p.mass, 0);
   const bandH = Number(settings.clutter_band) * height;
   const bandW = Number(settings.clutter_band) * width;
@@ -391,7 +397,8 @@ function dropped(found, width, height, settings) {
     const joins = found.map((p, i) => {
       if (kept[i]) return false;
       let nearest = Infinity;
-      for (const j of p.pixels) {
+      for (let k = p.first; k < p.first + p.count; k++) {
+        const j = order[k];
         const y = Math.trunc(j / width);
         const x = j - y * width;
         nearest = Math.min(nearest, Math.max(body[0] - y, y - body[1], body[2] - x, x - body[3], 0));
@@ -415,17 +422,20 @@ export function removeClutter(ink, width, height, settings) {
   const rows = lineRows(mask, width, height, band, settings);
   const cols = lineRows(transpose(mask, width, height), height, width, band, settings);
   const out = Float32Array.from(ink);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (rows[y] || cols[x]) {
-        out[y * width + x] = 0;
-        mask[y * width + x] = 0;
+  if (rows.includes(1) || cols.includes(1)) {
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (rows[y] || cols[x]) {
+          out[y * width + x] = 0;
+          mask[y * width + x] = 0;
+        }
       }
     }
   }
-  const { found, label } = pieces(mask, out, width, height);
+  const { found, label, order } = pieces(mask, out, width, height);
   if (found.length < 2) return out;
-  const drop = dropped(found, width, height, settings);
+  const drop = dropped(found, order, width, height, settings);
+  if (!drop.includes(true)) return out;
   const gone = (i) => label[i] >= 0 && drop[label[i]];
   const erase = new Uint8Array(ink.length);
   for (let y = 0; y < height; y++) {
@@ -495,37 +505,44 @@ function frameSide(box, settings) {
 // Twice the ink area over its outline length (outside the image counts as ink, as in Python).
 function strokeWidth(ink, width, height, threshold) {
   const limit = 255.0 * threshold;
-  const on = (x, y) => ink[y * width + x] > limit;
   let area = 0;
   let inner = 0;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!on(x, y)) continue;
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      if (!(ink[i] > limit)) continue;
       area++;
-      const up = y === 0 || on(x, y - 1);
-      const down = y === height - 1 || on(x, y + 1);
-      const left = x === 0 || on(x - 1, y);
-      const right = x === width - 1 || on(x + 1, y);
-      if (up && down && left && right) inner++;
+      if (
+        (y === 0 || ink[i - width] > limit) &&
+        (y === height - 1 || ink[i + width] > limit) &&
+        (x === 0 || ink[i - 1] > limit) &&
+        (x === width - 1 || ink[i + 1] > limit)
+      ) {
+        inner++;
+      }
     }
   }
   return (2.0 * area) / Math.max(area - inner, 1.0);
 }
 
-// 3x3 maximum filter, paper outside.
+// 3x3 maximum filter, paper outside: the maximum across each row's neighbours, then down each
+// column's (a maximum is exact in any order, and ink is never below paper, 0).
 function dilate(ink, width, height) {
-  const out = new Float32Array(ink.length);
-  for (let y = 0; y < height; y++) {
+  const across = new Float32Array(ink.length);
+  for (let y = 0, row = 0; y < height; y++, row += width) {
     for (let x = 0; x < width; x++) {
-      let m = 0;
-      for (let dy = -1; dy <= 1; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < height && xx >= 0 && xx < width) m = Math.max(m, ink[yy * width + xx]);
-        }
-      }
-      out[y * width + x] = m;
+      let m = ink[row + x];
+      if (x > 0 && ink[row + x - 1] > m) m = ink[row + x - 1];
+      if (x < width - 1 && ink[row + x + 1] > m) m = ink[row + x + 1];
+      across[row + x] = m;
+    }
+  }
+  const out = new Float32Array(ink.length);
+  for (let y = 0, row = 0; y < height; y++, row += width) {
+    for (let x = 0; x < width; x++) {
+      let m = across[row + x];
+      if (y > 0 && across[row - width + x] > m) m = across[row - width + x];
+      if (y < height - 1 && across[row + width + x] > m) m = across[row + width + x];
+      out[row + x] = m;
     }
   }
   return out;
@@ -533,8 +550,8 @@ function dilate(ink, width, height) {
 
 // Lines thinner than `min_width` output pixels are dilated (3x3 steps and a blend for the rest).
 function thicken(ink, width, height, pixel, settings) {
-  let grow = (Number(settings.min_width) * pixel - strokeWidth(ink, width, height, Number(settings.threshold))) / 2;
-  if (!(grow > 0.25)) grow = 0;
+  const grow = (Number(settings.min_width) * pixel - strokeWidth(ink, width, height, Number(settings.threshold))) / 2;
+  if (!(grow > 0.25)) return ink;
   const steps = Math.floor(grow);
   const fraction = f32(grow - steps);
   let out = ink;
@@ -552,23 +569,28 @@ function thicken(ink, width, height, pixel, settings) {
 }
 
 // Output cell i averages the source span [start + i step, start + (i+1) step); cells outside
-// 0..length are paper. Returns per cell the source indices and weights.
+// 0..length are paper. Per cell its source indices and weights: index and weight
+// [i * per .. i * per + count[i]].
 function taps(start, step, size, length) {
-  const n = Math.ceil(step) + 1;
-  const out = [];
+  const per = Math.ceil(step) + 1;
+  const index = new Int32Array(size * per);
+  const weight = new Float32Array(size * per);
+  const count = new Int32Array(size);
   for (let i = 0; i < size; i++) {
     const lo = start + step * i;
     const hi = lo + step;
     const first = Math.floor(lo);
-    const cell = [];
-    for (let t = 0; t < n; t++) {
+    for (let t = 0; t < per; t++) {
       const c = first + t;
       const overlap = Math.max(Math.min(hi, c + 1) - Math.max(lo, c), 0);
-      if (c >= 0 && c < length && overlap > 0) cell.push([c, f32(overlap / step)]);
+      if (c >= 0 && c < length && overlap > 0) {
+        index[i * per + count[i]] = c;
+        weight[i * per + count[i]] = overlap / step;
+        count[i]++;
+      }
     }
-    out.push(cell);
   }
-  return out;
+  return { index, weight, count, per };
 }
 
 // Area-average the square frame around the box to size x size.
@@ -579,18 +601,22 @@ export function resampleFrame(ink, width, height, box, settings, size) {
   const rows = taps((top + bottom) / 2 - side / 2, step, size, height);
   const cols = taps((left + right) / 2 - side / 2, step, size, width);
   const tall = new Float64Array(size * width);
-  rows.forEach((cell, i) => {
-    for (const [r, wt] of cell) {
-      for (let x = 0; x < width; x++) tall[i * width + x] += wt * ink[r * width + x];
+  for (let i = 0; i < size; i++) {
+    for (let k = i * rows.per; k < i * rows.per + rows.count[i]; k++) {
+      const source = rows.index[k] * width;
+      const wt = rows.weight[k];
+      for (let x = 0; x < width; x++) tall[i * width + x] += wt * ink[source + x];
     }
-  });
+  }
   const out = new Uint8Array(size * size);
   for (let i = 0; i < size; i++) {
-    cols.forEach((cell, j) => {
+    for (let j = 0; j < size; j++) {
       let v = 0;
-      for (const [c, wt] of cell) v += wt * tall[i * width + c];
+      for (let k = j * cols.per; k < j * cols.per + cols.count[j]; k++) {
+        v += cols.weight[k] * tall[i * width + cols.index[k]];
+      }
       out[i * size + j] = Math.min(Math.max(roundHalfEven(v), 0), 255);
-    });
+    }
   }
   return out;
 }
