@@ -287,12 +287,6 @@ def test_a_small_kana_is_written_once_beside_its_full_size_twin(tmp_path) -> Non
     assert counts == {"あ": 6, "ぁ": 2, "っ": 6}  # っ without つ has no twin here
 
 
-def test_a_katakana_that_looks_like_a_kanji_is_written_as_often_as_the_kanji(tmp_path) -> None:
-    data = build(make_cfg(tmp_path, classes="ニ二アロ", writers={"pen": 2}, kana_copies=3))
-    counts = Counter(chr(c) for c in np.asarray(data.codepoints))
-    assert counts == {"ニ": 2, "二": 2, "ア": 6, "ロ": 6}  # ロ without 口 has no twin here
-
-
 def test_held_out_writers_write_their_share_and_are_the_ones_the_split_holds_out(tmp_path):
     classes = "あいうえおかきくけこ亜唖娃阿哀愛挨姶逢葵茜穐悪握渥旭葦芦鯵梓圧斡扱宛姐虻"
     writers = {"pen": 3, "pencil": 3, "touch": 3}

@@ -23,8 +23,6 @@ _SMALL_TO_FULL = dict(
 _SMALL_KANA = set(_SMALL_TO_FULL)
 # hiragana and katakana written with one shape
 _SHAPE_TWINS = ("へヘ", "べベ", "ぺペ")
-# katakana written with (nearly) the shape of a kanji or, ー, of the kanji 一
-_KANJI_TWINS = dict(zip("ーニハエロカタト", "一二八工口力夕卜", strict=True))
 
 
 def jis0208(hi: int, lo: int) -> str:
@@ -135,16 +133,14 @@ def _jis_row(char: str) -> int | None:
 
 
 def yielding_twins(classes: list[str]) -> set[str]:
-    """The kana of ``classes`` that one image cannot tell from another class of the set, which
-    the synthetic generator therefore writes once per writer, not ``data.kana_copies`` times.
+    """The classes of ``classes`` that one image cannot tell from a more common class of the set.
 
     The shared normalisation scales every character to fill the frame, so a small kana alone is
     its full-size kana (a reader sees the difference only beside its neighbours), and へ/ヘ, べ/ベ
     and ぺ/ペ share one shape. A small kana yields to its full-size kana, and of each look-alike
-    pair the one rarer in Japanese text (:mod:`kanji_lab.prior`'s table) yields to the other:
-    written less often, so the model learns to prefer the common reading of an image that fits
-    both. A katakana that looks like a kanji (ニ/二, ロ/口, ハ/八, ー/一, ...) is written as often
-    as the kanji, so that copies of kana do not tilt the model towards the katakana.
+    pair the one rarer in Japanese text (:mod:`kanji_lab.prior`'s table) yields to the other.
+    The synthetic generator writes a yielding class less often, so the model learns to prefer
+    the common reading of an image that fits both.
     """
     from kanji_lab.prior import frequencies
 
@@ -154,8 +150,7 @@ def yielding_twins(classes: list[str]) -> set[str]:
     rarer = {
         min(pair, key=lambda c: table.get(c, 0.0)) for pair in _SHAPE_TWINS if set(pair) <= present
     }
-    kanji = {k for k, twin in _KANJI_TWINS.items() if k in present and twin in present}
-    return small | rarer | kanji
+    return small | rarer
 
 
 def zero_shot_split(seen: int = 2000) -> tuple[list[str], list[str]]:
