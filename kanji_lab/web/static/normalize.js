@@ -78,15 +78,16 @@ function fillPolygon(ink, edges) {
   ymax = Math.min(ymax, ink.height);
   for (let y = ymin; y <= ymax; y++) {
     const xs = [];
-    table.forEach((cur, i) => {
-      if (y < cur.ymin || y > cur.ymax) return;
+    for (let i = 0; i < table.length; i++) {
+      const cur = table[i];
+      if (y < cur.ymin || y > cur.ymax) continue;
       xs.push(edgeX(cur, y));
       if (y === cur.ymax && y < ymax) {
         xs.push(xs[xs.length - 1]);
       } else if ((y === cur.ymin || y === cur.ymax) && cur.dx !== 0) {
         cornerFix(xs, table, i, y);
       }
-    });
+    }
     xs.sort((a, b) => a - b);
     for (let i = 1; i < xs.length; i += 2) {
       ink.hline(roundUp(xs[i - 1], true), y, roundDown(xs[i], true));
@@ -279,7 +280,8 @@ export function stretchContrast(img, settings) {
 // Rows (columns) in the outer band whose ink starts and ends within `clutter_line` of the edges
 // and covers `clutter_run` of their length, within a band of rows at least half ink no thicker
 // than `clutter_line` of the side: a ruled line or the sheet's grid.
-function lineRows(mask, width, height, band, settings) {
+// Pixel x of line y (a row, or a column) is mask[y * step + x * along].
+function lineRows(mask, width, height, step, along, band, settings) {
   const full = new Uint8Array(height);
   const dense = new Float64Array(height);
   const edge = Math.trunc(band * height);
@@ -287,8 +289,8 @@ function lineRows(mask, width, height, band, settings) {
     let count = 0;
     let first = -1;
     let last = -1;
-    for (let x = 0; x < width; x++) {
-      if (!mask[y * width + x]) continue;
+    for (let x = 0, i = y * step; x < width; x++, i += along) {
+      if (!mask[i]) continue;
       count++;
       if (first < 0) first = x;
       last = x;
@@ -314,59 +316,86 @@ function lineRows(mask, width, height, band, settings) {
   return full;
 }
 
-function transpose(mask, width, height) {
-  const out = new Uint8Array(mask.length);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) out[x * height + y] = mask[y * width + x];
-  return out;
-}
-
-// 8-connected pieces of the mask: per piece its pixels (order[first .. first + count]), ink mass
-// and box [top, bottom, left, right]. Depth first, as the mass is summed in that order.
+// 8-connected pieces of the mask, found from its runs (the stretches of ink within a row; runs of
+// neighbouring rows that touch join), as data/clutter.py does: per piece its runs
+// (runs[first .. first + count], each [row, first column, last column]), ink mass and box
+// [top, bottom, left, right], numbered in raster order; and each ink pixel's piece (`label`).
 function pieces(mask, ink, width, height) {
-  const label = new Int32Array(mask.length).fill(-1);
-  const order = new Int32Array(mask.length);
-  const stack = new Int32Array(mask.length);
-  const found = [];
-  let filled = 0;
-  for (let start = 0; start < mask.length; start++) {
-    if (!mask[start] || label[start] >= 0) continue;
-    const id = found.length;
-    const first = filled;
-    let [mass, top, bottom, left, right] = [0, height, -1, width, -1];
-    let depth = 0;
-    label[start] = id;
-    stack[depth++] = start;
-    while (depth) {
-      const i = stack[--depth];
-      const y = Math.trunc(i / width);
-      const x = i - y * width;
-      order[filled++] = i;
-      mass += ink[i];
-      if (y < top) top = y;
-      if (y > bottom) bottom = y;
-      if (x < left) left = x;
-      if (x > right) right = x;
-      for (let yy = y - 1; yy <= y + 1; yy++) {
-        if (yy < 0 || yy >= height) continue;
-        for (let xx = x - 1; xx <= x + 1; xx++) {
-          if (xx < 0 || xx >= width) continue;
-          const j = yy * width + xx;
-          if (mask[j] && label[j] < 0) {
-            label[j] = id;
-            stack[depth++] = j;
-          }
+  const rows = [];
+  const firsts = [];
+  const lasts = [];
+  const parent = [];
+  const root = (a) => {
+    while (parent[a] !== a) a = parent[a] = parent[parent[a]];
+    return a;
+  };
+  let above = 0; // the previous row's runs start here
+  for (let y = 0; y < height; y++) {
+    const start = rows.length;
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      if (!mask[i]) continue;
+      const first = x;
+      while (x + 1 < width && mask[i + 1]) {
+        x++;
+        i++;
+      }
+      const run = rows.length;
+      rows.push(y);
+      firsts.push(first);
+      lasts.push(x);
+      parent.push(run);
+      for (let k = above; k < start; k++) {
+        if (firsts[k] <= x + 1 && first <= lasts[k] + 1) {
+          const [a, b] = [root(k), root(run)];
+          if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
         }
       }
     }
-    found.push({ first, count: filled - first, mass, box: [top, bottom, left, right] });
+    above = start;
   }
-  return { found, label, order };
+  // pieces numbered by their first run: raster order
+  const id = new Int32Array(rows.length);
+  const found = [];
+  for (let r = 0; r < rows.length; r++) {
+    const top = root(r);
+    if (top === r) {
+      id[r] = found.length;
+      found.push({ first: 0, count: 0, mass: 0, box: [height, -1, width, -1] });
+    } else {
+      id[r] = id[top];
+    }
+  }
+  const label = new Int32Array(mask.length).fill(-1);
+  const byPiece = new Int32Array(rows.length);
+  let offset = 0;
+  for (let r = 0; r < rows.length; r++) found[id[r]].count++;
+  for (const p of found) {
+    p.first = offset;
+    offset += p.count;
+    p.count = 0;
+  }
+  for (let r = 0; r < rows.length; r++) {
+    const p = found[id[r]];
+    byPiece[p.first + p.count++] = r;
+    const y = rows[r];
+    const b = p.box;
+    if (y < b[0]) b[0] = y;
+    if (y > b[1]) b[1] = y;
+    if (firsts[r] < b[2]) b[2] = firsts[r];
+    if (lasts[r] > b[3]) b[3] = lasts[r];
+    for (let i = y * width + firsts[r]; i <= y * width + lasts[r]; i++) {
+      p.mass += ink[i];
+      label[i] = id[r];
+    }
+  }
+  const runs = Array.from(byPiece, (r) => [rows[r], firsts[r], lasts[r]]);
+  return { found, label, runs };
 }
 
 // Which pieces are clutter: suspects (tiny, or small and wholly in one side's band) that stay
 // further from the character's box than `clutter_gap` of its longer side (twice that for pieces
 // between `clutter_mass` and twice it that the image's edge cuts).
-function dropped(found, order, width, height, settings) {
+function dropped(found, runs, width, height, settings) {
   const total = found.reduce((sum, p) => sum + p.mass, 0);
   const bandH = Number(settings.clutter_band) * height;
   const bandW = Number(settings.clutter_band) * width;
@@ -396,12 +425,12 @@ function dropped(found, order, width, height, settings) {
     const side = Math.max(body[1] - body[0], body[3] - body[2]) + 1;
     const joins = found.map((p, i) => {
       if (kept[i]) return false;
+      // the nearest pixel to the body's box (Chebyshev distance; 0 inside): per run, its row's
+      // distance and that of its column nearest to the box
       let nearest = Infinity;
       for (let k = p.first; k < p.first + p.count; k++) {
-        const j = order[k];
-        const y = Math.trunc(j / width);
-        const x = j - y * width;
-        nearest = Math.min(nearest, Math.max(body[0] - y, y - body[1], body[2] - x, x - body[3], 0));
+        const [y, first, last] = runs[k];
+        nearest = Math.min(nearest, Math.max(body[0] - y, y - body[1], body[2] - last, first - body[3], 0));
       }
       return nearest - 1 <= reach[i] * side;
     });
@@ -412,17 +441,19 @@ function dropped(found, order, width, height, settings) {
   }
 }
 
-// Ruled and grid lines, neighbours' fragments and specks -> paper (kanji_lab/data/clutter.py).
+// Ruled and grid lines, neighbours' fragments and specks -> paper (kanji_lab/data/clutter.py);
+// `ink` itself when there are none.
 export function removeClutter(ink, width, height, settings) {
   const band = Number(settings.clutter_band || 0);
   if (!(band > 0)) return ink;
   const limit = 255.0 * Number(settings.threshold);
   const mask = new Uint8Array(ink.length);
   for (let i = 0; i < ink.length; i++) mask[i] = ink[i] > limit ? 1 : 0;
-  const rows = lineRows(mask, width, height, band, settings);
-  const cols = lineRows(transpose(mask, width, height), height, width, band, settings);
-  const out = Float32Array.from(ink);
+  const rows = lineRows(mask, width, height, width, 1, band, settings);
+  const cols = lineRows(mask, height, width, 1, width, band, settings);
+  let out = ink; // copied before its first change
   if (rows.includes(1) || cols.includes(1)) {
+    out = Float32Array.from(ink);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         if (rows[y] || cols[x]) {
@@ -432,20 +463,23 @@ export function removeClutter(ink, width, height, settings) {
       }
     }
   }
-  const { found, label, order } = pieces(mask, out, width, height);
+  const { found, label, runs } = pieces(mask, out, width, height);
   if (found.length < 2) return out;
-  const drop = dropped(found, order, width, height, settings);
+  const drop = dropped(found, runs, width, height, settings);
   if (!drop.includes(true)) return out;
+  if (out === ink) out = Float32Array.from(ink);
   const gone = (i) => label[i] >= 0 && drop[label[i]];
+  // the dropped runs with the pixel ring around them: a run grown by one pixel on every side
   const erase = new Uint8Array(ink.length);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!gone(y * width + x)) continue;
+  found.forEach((p, id) => {
+    if (!drop[id]) return;
+    for (let k = p.first; k < p.first + p.count; k++) {
+      const [y, first, last] = runs[k];
       for (let yy = Math.max(y - 1, 0); yy <= Math.min(y + 1, height - 1); yy++) {
-        for (let xx = Math.max(x - 1, 0); xx <= Math.min(x + 1, width - 1); xx++) erase[yy * width + xx] = 1;
+        erase.fill(1, yy * width + Math.max(first - 1, 0), yy * width + Math.min(last + 1, width - 1) + 1);
       }
     }
-  }
+  });
   for (let i = 0; i < ink.length; i++) {
     if (erase[i] && !(mask[i] && !gone(i))) out[i] = 0;
   }
