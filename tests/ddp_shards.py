@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
+from kanji_lab.callbacks.process_group import ProcessGroupAtExit
 from kanji_lab.data.datamodule import CharacterDataModule
 from tests.conftest import compose_train, tiny_data  # the import registers the tiny source
 
@@ -68,6 +69,8 @@ def main(out: str) -> None:
             enable_progress_bar=False,
             limit_val_batches=0,
             num_sanity_val_steps=0,
+            # as training adds it: without it a gloo rank can abort at exit
+            callbacks=[ProcessGroupAtExit()],
         )
         trainer.fit(RowRecorder(str(tag)), datamodule=dm)
 
