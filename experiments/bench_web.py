@@ -184,10 +184,10 @@ def main() -> None:
                 "model_bytes": info["bytes"],
                 "fetched_bytes": sum(page["fetched"].values()),
                 "fetched_files": sorted(page["fetched"]),
-                "ready_ms": _stats(page["ready_ms"]),
-                "ready_repeat_ms": _stats(page["ready_repeat_ms"]),
+                "ready_ms": latency_stats(page["ready_ms"]),
+                "ready_repeat_ms": latency_stats(page["ready_repeat_ms"]),
                 "load_steps_ms": page["load_steps_ms"],
-                "recognition_ms": _stats(page["times"]),
+                "recognition_ms": latency_stats(page["times"]),
                 "input_max_abs_diff": float(diff.max()),
                 "input_mean_abs_diff": float(diff.mean()),
                 "top1_agreement": float(
@@ -202,7 +202,7 @@ def main() -> None:
     record("bench_web", result, markdown(result, note))
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def latency_stats(values: list[float]) -> dict[str, float]:
     v = np.asarray(values, float)
     return {"median": float(np.median(v)), "p95": float(np.percentile(v, 95)), "n": len(v)}
 

@@ -32,7 +32,7 @@ from kanji_lab.data.normalize import SETTINGS, strokes_input
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
-from experiments.bench_web import drawings  # noqa: E402
+from experiments.bench_web import drawings, latency_stats  # noqa: E402
 from experiments.results_io import ROOT, record, table  # noqa: E402
 
 MODULE = "kanji_lab/web/static/normalize.js"
@@ -87,11 +87,6 @@ def run_node(folder: Path, draws: list, baseline: str, rounds: int) -> dict:
     return json.loads((folder / "out.json").read_text())
 
 
-def percentiles(times: list[float]) -> dict[str, float]:
-    t = np.asarray(times)
-    return {"median_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95))}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=100, help="classes, evenly spread")
@@ -111,13 +106,13 @@ def main() -> None:
         np.abs(np.asarray(i, np.int16) - p).max()
         for i, p in zip(out["images"], python, strict=True)
     ]
-    base, now = percentiles(out["times"]["base"]), percentiles(out["times"]["now"])
+    base, now = latency_stats(out["times"]["base"]), latency_stats(out["times"]["now"])
     result = {
         "drawings": len(draws),
         "baseline_commit": args.baseline,
         "baseline": base,
         "now": now,
-        "speedup_median": base["median_ms"] / now["median_ms"],
+        "speedup_median": base["median"] / now["median"],
         "differ_from_baseline": out["differ"],
         "max_grey_levels_from_python": int(max(levels)),
         "drawings_differing_from_python": int(sum(v > 0 for v in levels)),
@@ -130,7 +125,7 @@ def main() -> None:
 
 def markdown(r: dict, args: argparse.Namespace) -> str:
     base, now = r["baseline"], r["now"]
-    ms = "{0[median_ms]:.2f} / {0[p95_ms]:.2f} ms".format
+    ms = "{0[median]:.2f} / {0[p95]:.2f} ms".format
     rows = [
         ("drawings (every stroke prefix)", f"{r['drawings']:,}"),
         ("baseline module (commit)", f"`{r['baseline_commit'][:7]}`"),
@@ -144,7 +139,7 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
             f"(at most {r['max_grey_levels_from_python']} grey levels)",
         ),
     ]
-    met = "met" if now["p95_ms"] < r["target_p95_ms"] else "missed"
+    met = "met" if now["p95"] < r["target_p95_ms"] else "missed"
     return (
         "Browser preprocessing (`normalize.js`) in Node's V8 on this machine (2 cores), "
         f"`python experiments/bench_web_preprocess.py --sample {args.sample} --variants "
