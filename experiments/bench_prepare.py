@@ -56,8 +56,8 @@ FULL = 607_200
 PER_FILE = 12_144
 G9_STRUCT = ">2H8sI4B4H2B34x8128s7x"
 BANK = 1024  # distinct glyph records, repeated through the files
-# the last commit with the normalisation before issue 21 (per-pixel labels, einsum resampling)
-OLD_COMMIT = "e3ed03a0f1b50b1eb614a4d71c2a450bb097edf1"
+# the last commit with the numpy normalisation (before the compiled per-image loops)
+OLD_COMMIT = "456ae402e2b632cceaaca3c7bfe6c80d5f554efc"
 
 
 # ---------------------------------------------------------------- data

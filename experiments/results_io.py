@@ -70,7 +70,7 @@ def provenance() -> dict[str, Any]:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return done.stdout.strip()
 
-    packages = ("torch", "numpy", "onnxruntime", "lightning", "scipy")
+    packages = ("torch", "numpy", "onnxruntime", "lightning", "numba")
     return {
         "commit": git("rev-parse", "HEAD"),
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),

@@ -1,7 +1,7 @@
 """Inference without PyTorch: image inputs, ONNX Runtime models and top-k candidates.
 
 Shared by :mod:`kanji_lab.predict` (every backend) and :class:`kanji_lab.Recognizer`. It imports
-only numpy, Pillow, scipy (through the normalisation) and onnxruntime, so that characters can be
+only numpy, Pillow, numba (through the normalisation) and onnxruntime, so that characters can be
 recognised where torch, Lightning and Hydra are not installed.
 """
 

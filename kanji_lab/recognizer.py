@@ -17,7 +17,7 @@ candidates in order (``.candidates``), or ``.error`` for an input that could not
 Images are normalised with the settings stored in the model (those it was trained with), exactly
 as ``python -m kanji_lab.predict`` does (:mod:`kanji_lab.inference`); pen traces are drawn with
 the canonical pen first, as the web page does (:func:`kanji_lab.data.normalize.strokes_input`).
-Only onnxruntime, numpy, Pillow and scipy are needed.
+Only onnxruntime, numpy, numba and Pillow are needed.
 
 Shipped models: ``kanji_lab/shipped/registry.json`` lists them, ``{"models": [entry, ...]}``, each
 entry ``{name, file, classes, description, recipe, commit, metrics}`` with ``file`` (the ONNX

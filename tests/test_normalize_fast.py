@@ -208,24 +208,23 @@ def test_clean_canvases_and_other_sizes_as_before(old):
     assert_close(normalize_ink(images, 32), old.normalize_ink(images, 32))
 
 
-def test_batches_equal_singles_on_both_sides_of_the_sparse_batch():
-    """A step of many images resamples through sparse products, a few images through gathered
-    rows: the same sums, so the same images."""
-    images = scaled(varied(2 * normalize.SPARSE_BATCH + 3, (127, 128), 15, seed=5), 15)
+def test_batches_equal_singles():
+    """An image comes out the same alone and in a batch (the working memory the batch reuses
+    from image to image carries nothing over)."""
+    images = scaled(varied(35, (127, 128), 15, seed=5), 15)
     batch = normalize_ink(images)
     singles = np.stack([normalize_ink(image) for image in images])
     assert np.array_equal(batch, singles)
 
 
 def test_public_steps_leave_their_input_alone():
-    """remove_clutter and thicken work in place internally, never on the caller's array."""
+    """remove_clutter works in place internally, never on the caller's array."""
     images = scaled(varied(16, (127, 128), 15, seed=6), 15)
     ink = normalize.stretch_contrast(images)
     before = ink.copy()
     cleaned = clutter.remove_clutter(ink, SETTINGS)
-    thick = normalize.thicken(ink, np.full(len(ink), 3.0), 2.2)
     assert np.array_equal(ink, before)
-    assert not np.array_equal(cleaned, ink) and not np.array_equal(thick, ink)
+    assert not np.array_equal(cleaned, ink)
 
 
 def test_integer_and_boolean_images_are_read_as_levels():

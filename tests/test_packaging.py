@@ -48,7 +48,7 @@ def test_the_base_install_reads_and_the_train_extra_trains():
     ``[train]``, which every extra that trains includes."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     base = {req.split(">")[0].split("=")[0] for req in project["dependencies"]}
-    assert base == {"onnxruntime", "numpy", "pillow", "scipy"}
+    assert base == {"onnxruntime", "numpy", "numba", "pillow"}
     extras = project["optional-dependencies"]
     assert {"torch>=2.6,<2.15", "lightning>=2.4,<2.8", "hydra-core>=1.3,<1.4"} <= set(
         extras["train"]

@@ -26,14 +26,13 @@ change the line width the model sees; the drawing then goes through the same ste
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 from PIL import Image, ImageDraw
-from scipy import sparse
 
-from kanji_lab.data.clutter import clean_ink
+from kanji_lab.data.clutter import Rules, clean_ink, run_scratch
 
 Settings = Mapping[str, float]
 SETTINGS: dict[str, float] = {
@@ -57,10 +56,25 @@ SETTINGS: dict[str, float] = {
     "clutter_line": 0.035,
     "clutter_run": 0.9,
 }
-# source pixels normalised per batched step (64 ETL9G records): large enough to spread the cost
-# of each numpy call, small enough for the step's arrays to stay in the processor's caches
-CHUNK_PIXELS = 1 << 20
-SPARSE_BATCH = 16  # from this many images a step resamples through sparse products
+
+
+class _Params(NamedTuple):
+    """The settings as the compiled steps read them."""
+
+    limit: np.float32  # threshold x 255: ink above it counts
+    trim: float
+    peak_floor: float
+    margin: float
+    min_width: float
+    clutter: Rules
+
+    @classmethod
+    def of(cls, s: Settings) -> _Params:
+        limit = np.float32(255.0 * float(s["threshold"]))
+        return cls(
+            limit, float(s["trim"]), float(s["peak_floor"]), float(s["margin"]),
+            float(s.get("min_width", 0.0)), Rules.of(s),
+        )  # fmt: skip
 
 
 def normalize_ink(
@@ -82,9 +96,11 @@ def normalize_ink(
     batch = images[None] if single else images
     size = int(size or s["size"])
     out = np.empty((len(batch), size, size), np.uint8)
-    chunk = max(1, CHUNK_PIXELS // max(1, batch.shape[1] * batch.shape[2]))
-    for start in range(0, len(batch), chunk):
-        out[start : start + chunk] = _normalize_chunk(batch[start : start + chunk], size, s, clean)
+    params = _Params.of(s)
+    if clean:
+        params = params._replace(clutter=Rules.of({}))
+    scratch = run_scratch(*batch.shape[1:])
+    _normalize_batch(np.ascontiguousarray(batch), out, params, _peak_rank(batch, s), scratch)
     return out[0] if single else out
 
 
@@ -104,236 +120,255 @@ def _uint8_images(images: np.ndarray) -> np.ndarray:
     return images.astype(np.uint8)
 
 
-def _normalize_chunk(images: np.ndarray, size: int, s: Settings, clean: bool) -> np.ndarray:
-    contrast = _Contrast.of(images, s)
-    ink = contrast.apply(images)
-    mask = ink > 255.0 * float(s["threshold"])
-    if not clean:
-        ink, mask = clean_ink(ink, mask, s)
-    boxes = _mass_boxes(ink, mask, s)
-    if float(s.get("min_width", 0)) > 0:
-        pixel = frame_sides(boxes, s) / size
-        ink = _thicken(ink, mask, pixel, float(s["min_width"]), (images, contrast))
-    return resample_frames(ink, boxes, size, s)
+def _peak_rank(images: np.ndarray, s: Settings) -> int:
+    """How many of an image's brightest pixels set its ink level (``peak_fraction``)."""
+    return max(1, int(round(images.shape[-1] * images.shape[-2] * float(s["peak_fraction"]))))
 
 
-def stroke_widths(ink: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Each image's typical line width in pixels: twice the ink area over its outline length."""
-    return _widths(ink > 255.0 * float(SETTINGS["threshold"] if threshold is None else threshold))
-
-
-def _widths(mask: np.ndarray) -> np.ndarray:
-    inner = mask.copy()
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    inner[:, :, 1:] &= mask[:, :, :-1]
-    inner[:, :, :-1] &= mask[:, :, 1:]
-    area = _count(mask).astype(np.float64)
-    outline = area - _count(inner)
-    return 2.0 * area / np.maximum(outline, 1.0)
-
-
-def _count(mask: np.ndarray) -> np.ndarray:
-    """The set pixels of each boolean image (or row)."""
-    return np.array([np.count_nonzero(m) for m in mask], np.int64)
-
-
-def thicken(
-    ink: np.ndarray, pixel: np.ndarray, min_width: float, threshold: float | None = None
-) -> np.ndarray:
-    """Dilate each image whose lines would come out thinner than ``min_width`` output pixels
-    (``pixel``: source pixels per output pixel), by 3x3 steps and a blend for the fraction."""
-    threshold = float(SETTINGS["threshold"] if threshold is None else threshold)
-    return _thicken(ink.copy(), ink > 255.0 * threshold, pixel, min_width)
-
-
-def _thicken(
-    ink: np.ndarray,
-    mask: np.ndarray,
-    pixel: np.ndarray,
-    min_width: float,
-    levels: tuple[np.ndarray, _Contrast] | None = None,
-) -> np.ndarray:
-    """:func:`thicken` in place, given the ink's mask. With ``levels``, the uint8 images that
-    the contrast stretch turned into ``ink`` (where it is not paper), the 3x3 maxima are taken
-    on those, a quarter of the memory: the stretch is monotone, so it commutes with them."""
-    # source pixels to add on each side
-    grow = (min_width * pixel - _widths(mask)) / 2
-    need = np.flatnonzero(grow > 0.25)
-    if not len(need):
-        return ink
-    steps = np.floor(grow[need]).astype(int)
-    fraction = (grow[need] - steps).astype(np.float32)[:, None, None]
-    if levels is None:
-        part = ink[need]
-    else:  # the levels of the ink as it is now (erased clutter is paper, level 0)
-        images, contrast = levels
-        part = np.where(ink[need] > 0, images[need], 0).astype(images.dtype)
-    for step in range(int(steps.max()) + 1):
-        active = np.flatnonzero(steps >= step)  # the images still growing
-        now = part[active] if len(active) < len(part) else part
-        wider = _dilate(now)
-        # those at their last whole step blend in the fraction of the next one
-        last = steps[active] == step
-        if last.any():
-            done = active[last]
-            low, high = now[last], wider[last]
-            if levels is not None:
-                low, high = contrast.apply(low, need[done]), contrast.apply(high, need[done])
-            low += fraction[done] * (high - low)
-            ink[need[done]] = low
-        part[active] = wider
-    return ink
-
-
-def _dilate(ink: np.ndarray) -> np.ndarray:
-    """3x3 maximum filter of ``(N, H, W)`` images (paper outside)."""
-    padded = np.pad(ink, ((0, 0), (1, 1), (1, 1)))
-    rows = np.maximum(np.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
-    return np.maximum(np.maximum(rows[:, :, :-2], rows[:, :, 1:-1]), rows[:, :, 2:])
-
-
-def frame_sides(boxes: np.ndarray, settings: Settings | None = None) -> np.ndarray:
-    """The side, in source pixels, of each image's square frame around its ink box."""
-    top, bottom, left, right = boxes.T
-    side = np.maximum(np.maximum(bottom - top, right - left), 1.0)
-    return side * (1.0 + 2.0 * float((settings or SETTINGS)["margin"]))
+@njit(cache=True)
+def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compiled
+    """Each of ``images`` (N, H, W) normalised into ``out`` (N, size, size)."""
+    height, width = images.shape[1:]
+    ink = np.empty((height, width), np.float32)
+    mask = np.empty((height, width), np.bool_)
+    for i in range(len(images)):
+        table = _contrast_table(images[i], rank, p.peak_floor)
+        for y in range(height):
+            for x in range(width):
+                ink[y, x] = table[images[i, y, x]]
+                mask[y, x] = ink[y, x] > p.limit
+        clean_ink(ink, mask, p.clutter, scratch)
+        box = _mass_box(ink, mask, p.trim)
+        side = _frame_side(box, p.margin)
+        thick = _thicken(ink, mask, side / len(out[i]), p.min_width)
+        _resample(thick, box, side, out[i])
 
 
 def stretch_contrast(images: np.ndarray, settings: Settings | None = None) -> np.ndarray:
     """uint8 ``(N, H, W)`` -> float32 ink in 0..255: paper (the border median) to 0, the ink
     level (see the module text) to 255; a blank image becomes all paper."""
-    return _Contrast.of(images, settings or SETTINGS).apply(images)
-
-
-class _Contrast(NamedTuple):
-    """Each image's paper level and gain (:func:`stretch_contrast`)."""
-
-    paper: np.ndarray  # float32 (N,)
-    gain: np.ndarray  # float32 (N,)
-
-    @classmethod
-    def of(cls, images: np.ndarray, s: Settings) -> _Contrast:
-        n = len(images)
-        flat = images.reshape(n, -1)
-        border = np.concatenate(
-            [images[:, 0], images[:, -1], images[:, 1:-1, 0], images[:, 1:-1, -1]], axis=1
-        )
-        # the median: the lowest level that at least half of the border is at or below
-        half = (border.shape[1] + 1) // 2 - 1
-        paper = np.partition(border, half, axis=1)[:, half].astype(np.int64)
-        k = max(1, int(round(flat.shape[1] * float(s["peak_fraction"]))))
-        peaks = flat.max(axis=1)
-        brightest = peaks.astype(np.int64)
-        # the level of the k-th brightest pixel: the brightest level itself when k pixels are
-        # at it (a saturated pen), else read from the image's histogram
-        top = brightest.copy()
-        for i in np.flatnonzero(_count(flat == peaks[:, None]) < k):
-            # Pillow's histogram: one C pass, no index array
-            from_top = accumulate(reversed(Image.fromarray(images[i]).histogram()))
-            top[i] = 255 - next(j for j, count in enumerate(from_top) if count >= k)
-        floor = paper + float(s["peak_floor"]) * (brightest - paper)
-        peak = np.maximum(top, floor)
-        gain = np.where(peak > paper, 255.0 / np.maximum(peak - paper, 1e-6), 0.0)
-        return cls(paper.astype(np.float32), gain.astype(np.float32))
-
-    def apply(self, images: np.ndarray, which: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """The float32 ink of uint8 ``images`` (those of the batch at ``which``)."""
-        ink = images.astype(np.float32)
-        ink -= self.paper[which, None, None]
-        ink *= self.gain[which, None, None]
-        return np.clip(ink, 0.0, 255.0, out=ink)
-
-
-def ink_boxes(ink: np.ndarray, settings: Settings | None = None) -> np.ndarray:
-    """``(N, 4)`` float boxes ``(top, bottom, left, right)`` (pixel edges) of each image's ink.
-
-    Each edge is a quantile of the ink's mass projected on that axis (``trim`` of the mass lies
-    outside it), counting only pixels above ``threshold`` x 255, so that faint noise and specks
-    do not set the frame and the box does not depend on the image's resolution. A blank image
-    gets the whole frame.
-    """
     s = settings or SETTINGS
-    return _mass_boxes(ink, ink > 255.0 * float(s["threshold"]), s)
+    images = _uint8_images(images)
+    rank, floor = _peak_rank(images, s), float(s["peak_floor"])
+    return np.stack([_contrast_table(image, rank, floor)[image] for image in images])
 
 
-def _mass_boxes(ink: np.ndarray, mask: np.ndarray, s: Settings) -> np.ndarray:
-    """:func:`ink_boxes` given the ink's mask (above the threshold)."""
-    mass = ink * mask
-    boxes = np.empty((len(ink), 4), np.float64)
-    for axis, (lo, hi) in ((2, (0, 1)), (1, (2, 3))):
-        profile = mass.sum(axis=axis, dtype=np.float64)  # per row (axis 2) or per column
-        boxes[:, lo] = _quantile(profile, float(s["trim"]))
-        boxes[:, hi] = profile.shape[1] - _quantile(profile[:, ::-1], float(s["trim"]))
-    return boxes
+@njit(cache=True)
+def _contrast_table(image, rank, peak_floor):  # pragma: no cover - compiled
+    """The float32 ink of each grey level of ``image``: the border's median (paper) to 0, the
+    level of the ``rank``-th brightest pixel (at least ``peak_floor`` of the way from paper to
+    the brightest) to 255."""
+    height, width = image.shape
+    # four histograms, filled in turn: a run of equal pixels (paper) does not wait on itself
+    parts = np.zeros((4, 256), np.int64)
+    flat = image.ravel()
+    quarter = len(flat) // 4 * 4
+    for j in range(0, quarter, 4):
+        parts[0, flat[j]] += 1
+        parts[1, flat[j + 1]] += 1
+        parts[2, flat[j + 2]] += 1
+        parts[3, flat[j + 3]] += 1
+    for j in range(quarter, len(flat)):
+        parts[0, flat[j]] += 1
+    hist = parts.sum(axis=0)
+    border = np.zeros(256, np.int64)
+    for x in range(width):
+        border[image[0, x]] += 1
+        border[image[height - 1, x]] += 1
+    for y in range(1, height - 1):
+        border[image[y, 0]] += 1
+        border[image[y, width - 1]] += 1
+    # the median: the lowest level that at least half of the border is at or below
+    need, paper, seen = (border.sum() + 1) // 2, 0, 0
+    for v in range(256):
+        seen += border[v]
+        if seen >= need:
+            paper = v
+            break
+    top, brightest, seen = 0, -1, 0
+    for v in range(255, -1, -1):
+        if brightest < 0 and hist[v] > 0:
+            brightest = v
+        seen += hist[v]
+        if seen >= rank:
+            top = v
+            break
+    floor = paper + peak_floor * (brightest - paper)
+    peak = max(float(top), floor)
+    gain = np.float32(255.0 / max(peak - paper, 1e-6) if peak > paper else 0.0)
+    table = np.empty(256, np.float32)
+    for v in range(256):
+        table[v] = min(max((np.float32(v) - np.float32(paper)) * gain, np.float32(0.0)), 255.0)
+    return table
 
 
-def _quantile(profile: np.ndarray, fraction: float) -> np.ndarray:
-    """Per row: the position (0 = the first cell's leading edge) before which ``fraction`` of
-    the row's mass lies, the mass spread evenly within each cell; 0 for an empty row."""
-    cum = np.cumsum(profile, axis=1)
-    total = cum[:, -1]
-    target = total * fraction
-    index = np.argmax(cum > target[:, None], axis=1)
-    rows = np.arange(len(profile))
-    before = np.where(index > 0, cum[rows, np.maximum(index - 1, 0)], 0.0)
-    inside = (target - before) / np.maximum(profile[rows, index], 1e-9)
-    return np.where(total > 0, index + np.clip(inside, 0.0, 1.0), 0.0)
+def stroke_widths(ink: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Each image's typical line width in pixels: twice the ink area over its outline length."""
+    limit = 255.0 * float(SETTINGS["threshold"] if threshold is None else threshold)
+    return np.array([_width(image > limit) for image in ink])
 
 
-def resample_frames(
-    ink: np.ndarray, boxes: np.ndarray, size: int, settings: Settings | None = None
-) -> np.ndarray:
-    """Area-average each image's square frame around its box to uint8 ``(N, size, size)``."""
-    n, height, width = ink.shape
-    top, bottom, left, right = boxes.T
-    side = frame_sides(boxes, settings)
-    step = side / size
-    rows = _taps((top + bottom) / 2 - side / 2, step, size, height)
-    cols = _taps((left + right) / 2 - side / 2, step, size, width)
-    if n < SPARSE_BATCH:  # a few images: gather each output cell's source rows, weigh, sum
-        index, weight = rows
-        tall = np.einsum("nik,nikw->niw", weight, _gather_rows(ink, index))  # (N, size, W)
-        index, weight = cols
-        out = np.einsum("njk,njki->nij", weight, _gather_rows(tall.transpose(0, 2, 1), index))
-    else:  # a batch: each pass one sparse, block-diagonal product (the same sums, no copies)
-        tall = _tap_matrix(*rows, height) @ np.ascontiguousarray(ink).reshape(n * height, width)
-        across = tall.reshape(n, size, width).transpose(0, 2, 1).reshape(n * width, size)
-        out = (_tap_matrix(*cols, width) @ across).reshape(n, size, size).transpose(0, 2, 1)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+@njit(cache=True)
+def _width(mask):  # pragma: no cover - compiled
+    """Twice the ink area over its outline length (outside the image counts as ink)."""
+    m = mask.view(np.uint8)
+    height, width = m.shape
+    area = inner = 0
+    for y in range(height):
+        # a row's own pixels stand in for the missing neighbours beyond the image's edge
+        row, up, down = m[y], m[max(y - 1, 0)], m[min(y + 1, height - 1)]
+        for x in range(1, width - 1):
+            area += row[x]
+            inner += row[x] & up[x] & down[x] & row[x - 1] & row[x + 1]
+        ends = (0, width - 1) if width > 1 else (0, -1)  # the edge columns, once each
+        for x in ends:
+            if x >= 0:
+                area += row[x]
+                inner += row[x] & up[x] & down[x] & row[max(x - 1, 0)] & row[min(x + 1, width - 1)]
+    return 2.0 * area / max(area - inner, 1.0)
 
 
-def _gather_rows(images: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``images[n, index[n, ...]]`` for each image ``n``: rows ``(N, *index.shape[1:], W)``."""
-    n, h, w = images.shape
-    flat = index + (np.arange(n) * h).reshape((n,) + (1,) * (index.ndim - 1))
-    rows = np.take(np.ascontiguousarray(images).reshape(n * h, w), flat.ravel(), axis=0)
-    return rows.reshape(index.shape + (w,))
+@njit(cache=True)
+def _thicken(ink, mask, pixel, min_width):  # pragma: no cover - compiled
+    """``ink`` with lines thinner than ``min_width`` output pixels (``pixel``: source pixels
+    per output pixel) dilated by 3x3 steps and a blend for the fraction; ``ink`` itself when
+    they are wide enough."""
+    grow = (min_width * pixel - _width(mask)) / 2  # source pixels to add on each side
+    if not grow > 0.25:
+        return ink
+    steps = int(np.floor(grow))
+    fraction = np.float32(grow - steps)
+    now = ink.copy()
+    for _ in range(steps):
+        now = _dilate(now)
+    wider = _dilate(now)
+    for y in range(ink.shape[0]):
+        for x in range(ink.shape[1]):
+            now[y, x] += fraction * (wider[y, x] - now[y, x])
+    return now
 
 
-def _tap_matrix(index: np.ndarray, weight: np.ndarray, length: int) -> sparse.csr_array:
-    """Taps ``(N, size, K)`` (:func:`_taps`) over a source side of ``length`` as one
-    block-diagonal ``(N size, N length)`` matrix."""
-    n, size, taps = index.shape
-    columns = index + (np.arange(n) * length)[:, None, None]
-    indptr = np.arange(0, n * size * taps + 1, taps)
-    return sparse.csr_array(
-        (weight.reshape(-1), columns.reshape(-1), indptr), shape=(n * size, n * length)
+@njit(cache=True)
+def _dilate(ink):  # pragma: no cover - compiled
+    """3x3 maximum filter (paper outside; ink is never below paper): across rows, then down."""
+    height, width = ink.shape
+    across = np.empty_like(ink)
+    for y in range(height):
+        for x in range(width):
+            m = ink[y, x]
+            if x > 0:
+                m = max(m, ink[y, x - 1])
+            if x < width - 1:
+                m = max(m, ink[y, x + 1])
+            across[y, x] = m
+    out = np.empty_like(ink)
+    for y in range(height):
+        for x in range(width):
+            m = across[y, x]
+            if y > 0:
+                m = max(m, across[y - 1, x])
+            if y < height - 1:
+                m = max(m, across[y + 1, x])
+            out[y, x] = m
+    return out
+
+
+@njit(cache=True)
+def _frame_side(box, margin):  # pragma: no cover - compiled
+    """The side, in source pixels, of the square frame around the ink box."""
+    return max(max(box[1] - box[0], box[3] - box[2]), 1.0) * (1.0 + 2.0 * margin)
+
+
+@njit(cache=True, fastmath={"reassoc"})  # the row sums in any order: vectorised
+def _mass_box(ink, mask, trim):  # pragma: no cover - compiled
+    """``(top, bottom, left, right)`` float pixel edges of the ink: each edge a quantile of the
+    ink's mass above the threshold projected on that axis (``trim`` of it outside), so that
+    faint noise and specks do not set the frame; a blank image gets the whole frame."""
+    height, width = ink.shape
+    rows = np.zeros(height, np.float64)
+    cols = np.zeros(width, np.float64)
+    for y in range(height):
+        total, line, ok = 0.0, ink[y], mask[y].view(np.uint8)
+        for x in range(width):
+            v = np.float64(line[x]) if ok[x] else 0.0
+            total += v
+            cols[x] += v
+        rows[y] = total
+    return np.array(
+        [
+            _quantile(rows, trim),
+            height - _quantile(rows[::-1], trim),
+            _quantile(cols, trim),
+            width - _quantile(cols[::-1], trim),
+        ]
     )
 
 
-def _taps(start: np.ndarray, step: np.ndarray, size: int, length: int) -> tuple[np.ndarray, ...]:
-    """Source indices and weights ``(N, size, K)``: output cell ``i`` averages the source span
-    ``[start + i step, start + (i+1) step)``; cells outside ``0..length`` are paper (weight 0)."""
-    lo = start[:, None] + step[:, None] * np.arange(size)[None, :]
-    taps = int(np.ceil(step.max())) + 1
-    first = np.floor(lo)
-    cells = first[:, :, None] + np.arange(taps)[None, None, :]
-    hi = (lo + step[:, None])[:, :, None]
-    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo[:, :, None], cells), 0.0, None)
-    inside = (cells >= 0) & (cells < length)
-    weight = np.where(inside, overlap / step[:, None, None], 0.0).astype(np.float32)
-    return np.clip(cells, 0, length - 1).astype(np.intp), weight
+@njit(cache=True)
+def _quantile(profile, fraction):  # pragma: no cover - compiled
+    """The position (0 = the first cell's leading edge) before which ``fraction`` of the
+    profile's mass lies, the mass spread evenly within each cell; 0 for an empty profile."""
+    total = 0.0
+    for v in profile:
+        total += v
+    if not total > 0:
+        return 0.0
+    target = total * fraction
+    before = 0.0
+    for i in range(len(profile)):
+        if before + profile[i] > target:
+            inside = (target - before) / max(profile[i], 1e-9)
+            return i + min(max(inside, 0.0), 1.0)
+        before += profile[i]
+    return 0.0
+
+
+@njit(cache=True)
+def _resample(ink, box, side, out):  # pragma: no cover - compiled
+    """Area-average the square frame of ``side`` around ``box``'s centre into ``out``
+    (size, size), paper outside the image."""
+    height, width = ink.shape
+    size = len(out)
+    step = side / size
+    row_index, row_weight = _taps((box[0] + box[1]) / 2 - side / 2, step, size, height)
+    col_index, col_weight = _taps((box[2] + box[3]) / 2 - side / 2, step, size, width)
+    tall = np.zeros((size, width), np.float32)
+    for i in range(size):
+        for k in range(row_index.shape[1]):
+            weight, source = row_weight[i, k], ink[row_index[i, k]]
+            for x in range(width):
+                tall[i, x] += weight * source[x]
+    # the second pass along contiguous memory too: on the transposed rows, then back
+    across = np.ascontiguousarray(tall.T)
+    wide = np.zeros((size, size), np.float32)
+    for j in range(size):
+        for k in range(col_index.shape[1]):
+            weight, source = col_weight[j, k], across[col_index[j, k]]
+            for i in range(size):
+                wide[j, i] += weight * source[i]
+    for i in range(size):
+        for j in range(size):
+            out[i, j] = min(max(np.rint(wide[j, i]), np.float32(0.0)), np.float32(255.0))
+
+
+@njit(cache=True)
+def _taps(start, step, size, length):  # pragma: no cover - compiled
+    """Source indices and float32 weights ``(size, K)``: output cell ``i`` averages the source
+    span ``[start + i step, start + (i+1) step)``; cells outside ``0..length`` weigh 0."""
+    taps = int(np.ceil(step)) + 1
+    index = np.zeros((size, taps), np.int64)
+    weight = np.zeros((size, taps), np.float32)
+    for i in range(size):
+        lo = start + step * i
+        hi = lo + step
+        first = np.floor(lo)
+        for t in range(taps):
+            cell = first + t
+            overlap = max(min(hi, cell + 1) - max(lo, cell), 0.0)
+            if 0 <= cell < length:
+                index[i, t] = int(cell)
+                weight[i, t] = overlap / step
+    return index, weight
 
 
 def draw_strokes(strokes: Sequence[np.ndarray], settings: Settings | None = None) -> np.ndarray:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from kanji_lab.data.cache import IMAGE_SIZE
 from kanji_lab.data.etl import labels as etl_labels
@@ -190,29 +192,44 @@ class Records:
         return out
 
 
-def unpack_levels(pixels: np.ndarray, layout: Layout) -> np.ndarray:
-    """Packed records ``(N, image_bytes)`` -> raw levels ``(N, H, W)`` uint8, MSB-first."""
+def unpack_levels(pixels: np.ndarray, layout: Layout, gain: int = 1) -> np.ndarray:
+    """Packed records ``(N, image_bytes)`` -> raw levels ``(N, H, W)`` uint8, MSB-first, each
+    multiplied by ``gain`` (at most 255 // max_level)."""
     n = len(pixels)
     if layout.bits == 4:  # high nibble = left pixel
-        flat = np.empty((n, 2 * pixels.shape[1]), np.uint8)
-        np.right_shift(pixels, 4, out=flat[:, 0::2])
-        np.bitwise_and(pixels, 15, out=flat[:, 1::2])
+        flat = _unpack_nibbles(pixels, gain, 0 if sys.byteorder == "little" else 8)
+        flat = flat.view(np.uint8)
     elif layout.bits == 1:
         flat = np.unpackbits(pixels, axis=1)
+        flat *= np.uint8(gain)
     else:
         raise ValueError(f"unsupported depth {layout.bits} bits")
     return flat.reshape(n, layout.height, layout.width)
 
 
+@njit(cache=True)
+def _unpack_nibbles(pixels, gain, left):  # pragma: no cover - compiled
+    """``(N, B)`` bytes -> ``(N, B)`` uint16 pairs of 4-bit levels x ``gain``, the high nibble
+    in the pair's first byte (``left``: its bit offset in this machine's byte order)."""
+    out = np.empty(pixels.shape, np.uint16)
+    gain = np.uint16(gain)
+    for i in range(pixels.shape[0]):
+        packed, pairs = pixels[i], out[i]
+        for j in range(len(packed)):
+            byte = np.uint16(packed[j])
+            pairs[j] = ((byte >> 4) * gain) << left | ((byte & 15) * gain) << (8 - left)
+    return out
+
+
 def decode_images(pixels: np.ndarray, layout: Layout, size: int = IMAGE_SIZE) -> np.ndarray:
     """Packed records -> ink-bright uint8 ``(N, size, size)``: levels scaled to 0..255, then the
     shared normalisation."""
-    scale = np.rint(np.arange(layout.max_level + 1) * 255 / layout.max_level).astype(np.uint8)
-    levels = unpack_levels(pixels, layout)
-    if 255 % layout.max_level == 0:  # 4-bit (x 17), 1-bit (x 255): a product, in place
-        levels *= scale[1]
+    gain = 255 // layout.max_level
+    if gain * layout.max_level == 255:  # 4-bit (x 17), 1-bit (x 255): a product
+        levels = unpack_levels(pixels, layout, gain)
     else:
-        levels = scale[levels]
+        scale = np.rint(np.arange(layout.max_level + 1) * 255 / layout.max_level)
+        levels = scale.astype(np.uint8)[unpack_levels(pixels, layout)]
     return normalize_ink(levels, size)
 
 
