@@ -81,8 +81,8 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def table(rows: list[tuple[str, Any]]) -> str:
-    """A two-column markdown table."""
-    lines = ["| figure | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
+def table(rows: list[tuple[Any, ...]], head: tuple[str, ...] = ("figure", "value")) -> str:
+    """A markdown table of ``rows`` under the column names ``head``."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
