@@ -11,7 +11,14 @@ from tests.etl_fixtures import ETL6_CODES
 
 @pytest.mark.parametrize(
     ("name", "count"),
-    [("etl9g", 3036), ("kana", 170), ("jis_level1", 2965), ("jis0208", 6878), ("combined", 3210)],
+    [
+        ("etl9g", 3036),
+        ("kana", 170),
+        ("jis_level1", 2965),
+        ("jis0208", 6878),
+        ("combined", 3210),
+        ("joyo", 2136),
+    ],
 )
 def test_named_sets_have_their_counts_and_no_duplicates(name, count):
     chars = charsets.resolve_classes(name)
@@ -23,6 +30,16 @@ def test_jis_sets_keep_jis_order():
     assert codes == sorted(codes)
     assert charsets.resolve_classes("jis0208")[-6:] == list("堯槇遙瑤凜熙")
     assert "\u3000" not in charsets.resolve_classes("jis0208")
+
+
+def test_joyo_is_the_2010_list_in_jis_order():
+    joyo = charsets.resolve_classes("joyo")
+    inside = [c for c in joyo if charsets.script_of(c) != "kanji other"]
+    assert joyo[-2:] == ["塡", "頰"] and len(inside) == 2134
+    assert [c.encode("euc_jp") for c in inside] == sorted(c.encode("euc_jp") for c in inside)
+    # the 2010 additions and removals, and grade-1 kanji
+    assert set("俺岡鬱串一右") <= set(joyo) and not set("勺錘銑脹匁") & set(joyo)
+    assert sum(charsets.script_of(c) == "kanji level 2" for c in joyo) == 30
 
 
 def test_kana_holds_every_kana_form():

@@ -38,6 +38,7 @@ def test_wheel_carries_every_config(tmp_path):
     expected = {f"kanji_lab/conf/{p.relative_to(conf)}" for p in conf.rglob("*.yaml")}
     assert "kanji_lab/conf/train.yaml" in expected
     assert expected <= names
+    assert {"kanji_lab/data/joyo.txt", "kanji_lab/data/char_frequency.json"} <= names
     # the web page's files ship as package data of kanji_lab.web
     static = ROOT / "kanji_lab" / "web" / "static"
     assert {f"kanji_lab/web/static/{p.name}" for p in static.iterdir()} <= names

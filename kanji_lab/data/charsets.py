@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 from kanji_lab.errors import UserError
 
@@ -106,6 +107,17 @@ def jis0208_classes() -> list[str]:
     return [c for c in chars if c != "\u3000"]
 
 
+JOYO_FILE = Path(__file__).with_name("joyo.txt")
+
+
+def joyo_kanji() -> list[str]:
+    """The 2,136 jōyō kanji (the 2010 list), in JIS X 0208 order, then the two outside it (塡 頰)
+    by code point: the kanji that KANJIDIC2 (EDRDG, CC BY-SA 4.0; as shipped in the
+    ``jamdict-data`` 1.5 package) gives grades 1-6 and 8, in its forms (叱 and 剥 for the list's
+    𠮟 and 剝; 塡 and 頰 as the list has them)."""
+    return list(JOYO_FILE.read_text(encoding="utf-8").strip())
+
+
 def script_of(char: str) -> str:
     """The script a class belongs to, for accuracy per script: hiragana, katakana, kanji by JIS
     level (level 1, level 2, other), digit, latin or other (symbols, Greek, ...)."""
@@ -168,6 +180,7 @@ NAMED_SETS = {
     "hiragana": lambda: etl9g_classes()[-71:],
     "jis_level1": jis_level1_kanji,
     "jis0208": jis0208_classes,
+    "joyo": joyo_kanji,
     # 2,000 / 965 of the 2,965 level-1 kanji (model=hiercode zero-shot recipe)
     "zeroshot_seen": lambda: zero_shot_split()[0],
     "zeroshot_unseen": lambda: zero_shot_split()[1],
