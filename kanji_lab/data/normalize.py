@@ -132,11 +132,8 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     ink = np.empty((height, width), np.float32)
     mask = np.empty((height, width), np.bool_)
     for i in range(len(images)):
-        table = _contrast_table(images[i], rank, p.peak_floor)
-        for y in range(height):
-            for x in range(width):
-                ink[y, x] = table[images[i, y, x]]
-                mask[y, x] = ink[y, x] > p.limit
+        paper, gain = _contrast(images[i], rank, p.peak_floor)
+        _stretch(images[i], paper, gain, p.limit, ink, mask)
         clean_ink(ink, mask, p.clutter, scratch)
         box = _mass_box(ink, mask, p.trim)
         side = _frame_side(box, p.margin)
@@ -149,28 +146,26 @@ def stretch_contrast(images: np.ndarray, settings: Settings | None = None) -> np
     level (see the module text) to 255; a blank image becomes all paper."""
     s = settings or SETTINGS
     images = _uint8_images(images)
-    rank, floor = _peak_rank(images, s), float(s["peak_floor"])
-    return np.stack([_contrast_table(image, rank, floor)[image] for image in images])
+    batch = images[None] if images.ndim == 2 else images
+    ink = np.empty(batch.shape, np.float32)
+    _stretch_batch(batch, _peak_rank(batch, s), float(s["peak_floor"]), ink)
+    return ink[0] if images.ndim == 2 else ink
 
 
 @njit(cache=True)
-def _contrast_table(image, rank, peak_floor):  # pragma: no cover - compiled
-    """The float32 ink of each grey level of ``image``: the border's median (paper) to 0, the
-    level of the ``rank``-th brightest pixel (at least ``peak_floor`` of the way from paper to
-    the brightest) to 255."""
+def _stretch_batch(images, rank, peak_floor, ink):  # pragma: no cover - compiled
+    mask = np.empty(images.shape[1:], np.bool_)
+    for i in range(len(images)):
+        paper, gain = _contrast(images[i], rank, peak_floor)
+        _stretch(images[i], paper, gain, np.float32(0.0), ink[i], mask)
+
+
+@njit(cache=True)
+def _contrast(image, rank, peak_floor):  # pragma: no cover - compiled
+    """Paper and gain (float32) of ``image``: the border's median (paper) goes to 0, the level
+    of the ``rank``-th brightest pixel (at least ``peak_floor`` of the way from paper to the
+    brightest) to 255."""
     height, width = image.shape
-    # four histograms, filled in turn: a run of equal pixels (paper) does not wait on itself
-    parts = np.zeros((4, 256), np.int64)
-    flat = image.ravel()
-    quarter = len(flat) // 4 * 4
-    for j in range(0, quarter, 4):
-        parts[0, flat[j]] += 1
-        parts[1, flat[j + 1]] += 1
-        parts[2, flat[j + 2]] += 1
-        parts[3, flat[j + 3]] += 1
-    for j in range(quarter, len(flat)):
-        parts[0, flat[j]] += 1
-    hist = parts.sum(axis=0)
     border = np.zeros(256, np.int64)
     for x in range(width):
         border[image[0, x]] += 1
@@ -185,8 +180,20 @@ def _contrast_table(image, rank, peak_floor):  # pragma: no cover - compiled
         if seen >= need:
             paper = v
             break
+    # four histograms, filled in turn: a run of equal pixels (paper) does not wait on itself
+    parts = np.zeros((4, 256), np.int64)
+    flat = image.ravel()
+    quarter = len(flat) // 4 * 4
+    for j in range(0, quarter, 4):
+        parts[0, flat[j]] += 1
+        parts[1, flat[j + 1]] += 1
+        parts[2, flat[j + 2]] += 1
+        parts[3, flat[j + 3]] += 1
+    for j in range(quarter, len(flat)):
+        parts[0, flat[j]] += 1
+    hist = parts.sum(axis=0)
     top, brightest, seen = 0, -1, 0
-    for v in range(255, -1, -1):
+    for v in range(255, -1, -1):  # the rank-th brightest pixel's level, and the brightest
         if brightest < 0 and hist[v] > 0:
             brightest = v
         seen += hist[v]
@@ -195,11 +202,19 @@ def _contrast_table(image, rank, peak_floor):  # pragma: no cover - compiled
             break
     floor = paper + peak_floor * (brightest - paper)
     peak = max(float(top), floor)
-    gain = np.float32(255.0 / max(peak - paper, 1e-6) if peak > paper else 0.0)
-    table = np.empty(256, np.float32)
-    for v in range(256):
-        table[v] = min(max((np.float32(v) - np.float32(paper)) * gain, np.float32(0.0)), 255.0)
-    return table
+    gain = 255.0 / max(peak - paper, 1e-6) if peak > paper else 0.0
+    return np.float32(paper), np.float32(gain)
+
+
+@njit(cache=True)
+def _stretch(image, paper, gain, limit, ink, mask):  # pragma: no cover - compiled
+    """``ink`` = ``image`` with paper at 0 and the ink level at 255; ``mask`` = ink > limit."""
+    for y in range(image.shape[0]):
+        levels, out, above = image[y], ink[y], mask[y]
+        for x in range(len(levels)):
+            v = min(max((np.float32(levels[x]) - paper) * gain, np.float32(0.0)), np.float32(255.0))
+            out[x] = v
+            above[x] = v > limit
 
 
 def stroke_widths(ink: np.ndarray, threshold: float | None = None) -> np.ndarray:
