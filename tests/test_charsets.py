@@ -42,6 +42,20 @@ def test_joyo_is_the_2010_list_in_jis_order():
     assert sum(charsets.script_of(c) == "kanji level 2" for c in joyo) == 30
 
 
+def test_named_sets_join_with_plus_in_order():
+    both = charsets.resolve_classes("jis0208+joyo")
+    assert both[:6878] == charsets.resolve_classes("jis0208") and both[6878:] == ["塡", "頰"]
+    assert charsets.resolve_classes("kana+hiragana") == charsets.resolve_classes("kana")
+    assert charsets.resolve_classes("+-") == ["+", "-"]  # characters, not names
+
+
+@pytest.mark.parametrize("spec", ["jis0208+jouyou", "kana+", "etl8g+kana"])
+def test_a_join_naming_no_set_says_which(spec):
+    which = r"data\.classes=.*: (jouyou|an empty name|etl8g.*package)"
+    with pytest.raises(charsets.ClassSetError, match=which):
+        charsets.resolve_classes(spec)
+
+
 def test_kana_holds_every_kana_form():
     kana = set(charsets.resolve_classes("kana"))
     assert set("ぁぃっゃゎゐゑをんァィッャヮヰヱヲンヴヵヶー") <= kana

@@ -195,7 +195,8 @@ _UNAVAILABLE = {
 
 
 def resolve_classes(spec: str, key: str = "data.classes") -> list[str]:
-    """A named class set (see :data:`NAMED_SETS`) or an explicit string of characters.
+    """A named class set (see :data:`NAMED_SETS`), named sets joined by ``+`` (their union, in
+    order: ``jis0208+joyo``), or an explicit string of characters.
 
     The result is de-duplicated and keeps first-seen order. A plain lower-case ASCII word that
     names no set is refused rather than read as the characters of its letters. ``key``: the
@@ -207,11 +208,17 @@ def resolve_classes(spec: str, key: str = "data.classes") -> list[str]:
             f"({', '.join(NAMED_SETS)}) or a quoted string of characters, "
             f"e.g. '{key}=\"亜唖娃\"'"
         )
-    if spec not in NAMED_SETS and re.fullmatch(r"[a-z0-9_]+", spec):
-        reason = _UNAVAILABLE.get(spec, "not a named class set")
-        raise ClassSetError(
-            f"{key}={spec}: {reason}. Named sets: {', '.join(NAMED_SETS)}; characters "
-            f"are given as a quoted string, e.g. '{key}=\"亜唖娃\"'"
-        )
-    chars = NAMED_SETS[spec]() if spec in NAMED_SETS else [c for c in spec if not c.isspace()]
+    if not re.fullmatch(r"(?=.*[a-z0-9])[a-z0-9_+]+", spec):
+        return list(dict.fromkeys(c for c in spec if not c.isspace()))
+    chars: list[str] = []
+    for name in spec.split("+"):
+        if name not in NAMED_SETS:
+            reason = _UNAVAILABLE.get(name, "not a named class set")
+            which = f"{key}={spec}" + (f": {name or 'an empty name'}" if name != spec else "")
+            raise ClassSetError(
+                f"{which}: {reason}. Named sets: {', '.join(NAMED_SETS)} (joined "
+                f"by +, e.g. jis0208+joyo); characters are given as a quoted string, e.g. "
+                f"'{key}=\"亜唖娃\"'"
+            )
+        chars += NAMED_SETS[name]()
     return list(dict.fromkeys(chars))
