@@ -2,10 +2,13 @@
 ``kanji_lab/shipped/`` and write its registry entry with what was measured of it.
 
 The figures come from the run itself (its ``metrics.json``: test split of the data it trained on)
-and from ``experiments/results/default_run.json`` when that file measured the same run (real
-writing of the development set, which was never trained on). Nothing is typed by hand.
+and from ``experiments/results/<--results>.json`` when that file measured the same run
+(``experiments/default_run.py --keep``: real writing of the development set, which was never
+trained on; the recipe's command). Nothing is typed by hand.
 
     python experiments/ship_model.py --run-dir /tmp/kl_default/runs/<run> --name kanji-combined
+    python experiments/ship_model.py --run-dir DIR/runs/<run> --name kanji-combined \
+        --results shipped_run      # the run of experiment=shipped
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from kanji_lab.recognizer import REGISTRY  # noqa: E402
 MAX_BYTES = 2_000_000  # every committed file stays under 2 MB
 
 
-def entry(run_dir: Path, name: str, description: str) -> dict:
-    """The registry entry of ``run_dir``'s INT8 model, shipped as ``<name>.int8.onnx``."""
+def entry(run_dir: Path, name: str, description: str, results: str = "default_run") -> dict:
+    """The registry entry of ``run_dir``'s INT8 model, shipped as ``<name>.int8.onnx``, with the
+    figures of ``results/<results>.json`` where that measured this run."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     labels = open_onnx(run_dir / INT8_FILE).labels
     measured = {
@@ -37,9 +41,9 @@ def entry(run_dir: Path, name: str, description: str) -> dict:
     }
     commit = provenance()["commit"]
     recipe = "python -m kanji_lab"
-    default_run = RESULTS / "default_run.json"
-    recorded = json.loads(default_run.read_text()) if default_run.is_file() else {}
-    if recorded.get("run_dir") == str(run_dir):  # the default job, measured on real writing
+    timed = RESULTS / f"{results}.json"
+    recorded = json.loads(timed.read_text()) if timed.is_file() else {}
+    if recorded.get("run_dir") == str(run_dir):  # the recipe's timed run, on real writing
         measured["real_writing_top1"] = {k: v["top1"] for k, v in recorded["real_writing"].items()}
         measured["top1_per_script"] = recorded.get("top1_per_script")
         commit, recipe = recorded["measured"]["commit"], recorded["command"].strip()
@@ -59,11 +63,14 @@ def main() -> None:
     parser.add_argument("--run-dir", required=True, type=Path, help="a finished training run")
     parser.add_argument("--name", required=True, help="the shipped model's name")
     parser.add_argument("--description", default="", help="one line on what it reads")
+    parser.add_argument(
+        "--results", default="default_run", help="the default_run.py --record that timed the run"
+    )
     args = parser.parse_args()
     source = args.run_dir / INT8_FILE
     if source.stat().st_size > MAX_BYTES:
         raise SystemExit(f"{source} is {source.stat().st_size:,} bytes, over {MAX_BYTES:,}")
-    new = entry(args.run_dir, args.name, args.description)
+    new = entry(args.run_dir, args.name, args.description, args.results)
     shutil.copyfile(source, REGISTRY.parent / new["file"])
     registry = json.loads(REGISTRY.read_text(encoding="utf-8"))
     registry["models"] = [new, *(m for m in registry["models"] if m["name"] != args.name)]

@@ -145,6 +145,19 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
     assert (
         len(rec.labels) == entry["classes"] and recognizer.Recognizer("tiny").labels == rec.labels
     )
+    # a recipe timed by default_run.py --record <name> --keep: its real-writing figures and command
+    timed = {
+        "run_dir": str(run), "command": "python -m kanji_lab experiment=shipped",
+        "real_writing": {"tomoe": {"top1": 0.9}}, "top1_per_script": {"kanji level 1": 0.95},
+        "measured": {"commit": "0123abc"},
+    }  # fmt: skip
+    (tmp_path / "shipped_run.json").write_text(json.dumps(timed), "utf-8")
+    monkeypatch.setattr(ship_model, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--results", "shipped_run"])
+    ship_model.main()
+    (entry,) = json.loads(registry.read_text("utf-8"))["models"]
+    assert entry["recipe"] == timed["command"] and entry["commit"] == "0123abc"
+    assert entry["metrics"]["real_writing_top1"] == {"tomoe": 0.9}
 
 
 def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):

@@ -311,12 +311,16 @@ def test_every_recipe_runs_one_batch(tmp_path):
     split = ["data.split.by=sample", "data.split.val=0.34", "data.split.test=0.34"]
     common = ["debug=fdr", "callbacks.progress_bar=null", "export.onnx=false", *split]
     one_writer = [f"data.writers.{f}={int(f == 'pen')}" for f in SYNTHETIC_FAMILIES]
-    synthetic = [r for r in RECIPES if r.startswith("synthetic_") and r != "synthetic_large"]
-    etl = [r for r in RECIPES if not r.startswith("synthetic_")]
+    data = {r: compose_train([f"experiment={r}"], tmp_path, tmp_path).data for r in RECIPES}
+    default_writers = compose_train([], tmp_path, tmp_path).data.writers
+    synthetic = [r for r in RECIPES if data[r].source == "synthetic"]
+    # recipes with writers of their own keep them, on three classes
+    own = [r for r in synthetic if data[r].writers != default_writers]
+    etl = [r for r in RECIPES if r not in synthetic]
     for args in (
         ["-m", f"experiment={','.join(etl)}", *common],
-        ["-m", f"experiment={','.join(synthetic)}", *one_writer, *common],
-        ["-m", "experiment=synthetic_large", "data.classes='あ亜一'", *common],
+        ["-m", f"experiment={','.join(set(synthetic) - set(own))}", *one_writer, *common],
+        ["-m", f"experiment={','.join(own)}", "data.classes='あ亜一'", *common],
     ):
         proc = subprocess.run(
             [sys.executable, "-m", "kanji_lab", *args], env=env, capture_output=True, text=True
@@ -328,11 +332,12 @@ def test_every_recipe_runs_one_batch(tmp_path):
     assert archs == {"cnn", "rnn", "hiercode", "vit"}
 
 
-def test_synthetic_large_writes_three_times_the_default_writers(tmp_path):
+@pytest.mark.parametrize("recipe, times", [("synthetic_large", 3), ("shipped", 2)])
+def test_recipes_with_more_writers_keep_the_default_mix(tmp_path, recipe, times):
     default = compose_train([], tmp_path, tmp_path).data.writers
-    large = compose_train(["experiment=synthetic_large"], tmp_path, tmp_path).data.writers
-    assert set(large) == set(default) == set(SYNTHETIC_FAMILIES)
-    assert {f: large[f] for f in large} == {f: 3 * default[f] for f in default}
+    more = compose_train([f"experiment={recipe}"], tmp_path, tmp_path).data.writers
+    assert set(more) == set(default) == set(SYNTHETIC_FAMILIES)
+    assert {f: more[f] for f in more} == {f: times * default[f] for f in default}
 
 
 def _synthetic(classes: str, *more: str) -> list[str]:
