@@ -134,7 +134,7 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     for i in range(len(images)):
         paper, gain = _contrast(images[i], rank, p.peak_floor)
         _stretch(images[i], paper, gain, p.limit, ink, mask)
-        clean_ink(ink, mask, p.clutter, scratch)
+        scratch = clean_ink(ink, mask, p.clutter, scratch)
         box = _mass_box(ink, mask, p.trim)
         side = _frame_side(box, p.margin)
         thick = _thicken(ink, mask, side / len(out[i]), p.min_width)
