@@ -21,6 +21,10 @@ page. Given ink-bright images (255 = ink, any size), per image:
 Stroke data (pen traces) is first drawn by :func:`draw_strokes` with a pen whose width is a fixed
 fraction (``pen``) of the drawing's longer side, so how large someone wrote on a pad does not
 change the line width the model sees; the drawing then goes through the same steps.
+
+The steps are compiled (numba, cached on disk after the first use), one image at a time, with the
+float32 arithmetic in the order that decides each pixel kept from the numpy code they replaced
+(``tests/test_normalize_fast.py`` holds them to it).
 """
 
 from __future__ import annotations
