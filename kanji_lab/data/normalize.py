@@ -351,23 +351,25 @@ def _resample(ink, box, side, out):  # pragma: no cover - compiled
     step = side / size
     row_index, row_weight = _taps((box[0] + box[1]) / 2 - side / 2, step, size, height)
     col_index, col_weight = _taps((box[2] + box[3]) / 2 - side / 2, step, size, width)
-    tall = np.zeros((size, width), np.float32)
-    for i in range(size):
-        for k in range(row_index.shape[1]):
-            weight, source = row_weight[i, k], ink[row_index[i, k]]
-            for x in range(width):
-                tall[i, x] += weight * source[x]
+    tall = _weighted_rows(ink, row_index, row_weight)
     # the second pass along contiguous memory too: on the transposed rows, then back
-    across = np.ascontiguousarray(tall.T)
-    wide = np.zeros((size, size), np.float32)
-    for j in range(size):
-        for k in range(col_index.shape[1]):
-            weight, source = col_weight[j, k], across[col_index[j, k]]
-            for i in range(size):
-                wide[j, i] += weight * source[i]
+    wide = _weighted_rows(np.ascontiguousarray(tall.T), col_index, col_weight)
     for i in range(size):
         for j in range(size):
             out[i, j] = min(max(np.rint(wide[j, i]), np.float32(0.0)), np.float32(255.0))
+
+
+@njit(cache=True)
+def _weighted_rows(source, index, weight):  # pragma: no cover - compiled
+    """Row ``i`` of the result: the sum of ``weight[i, k]`` x row ``index[i, k]`` of
+    ``source``, in float32, tap by tap."""
+    out = np.zeros((len(index), source.shape[1]), np.float32)
+    for i in range(len(index)):
+        for k in range(index.shape[1]):
+            w, row = weight[i, k], source[index[i, k]]
+            for x in range(len(row)):
+                out[i, x] += w * row[x]
+    return out
 
 
 @njit(cache=True)
