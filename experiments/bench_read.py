@@ -4,7 +4,9 @@ or a run's.
 
 The images are glyphs of the model's own classes written as PNG files (a pip font through the
 synthetic generator's print writer), so the figure is that of real files on disk. The model-only
-rate in the same run is the baseline the ratios compare with.
+rate in the same run is the baseline the ratios compare with. Also timed: a new process's first
+read, once with numba's compiled-code cache empty (the normalisation compiles: what the first
+use after installing costs) and once with it filled.
 
     python experiments/bench_read.py                       # the shipped model, 2,000 images
     python experiments/bench_read.py --model outputs/train/runs/<run> --images 5000
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -66,6 +70,33 @@ def model_rate(model: Path, threads: int, n: int, batch: int) -> float:
     return rounds * batch / (time.perf_counter() - start)
 
 
+# a new process's first read (of the model ``sys.argv[1]``, "" for the shipped one)
+FIRST_READ = """
+import sys, time
+import numpy as np
+from kanji_lab import Recognizer
+rec = Recognizer(sys.argv[1] or None)
+image = np.zeros((48, 48), np.uint8)
+image[8:40, 22:26] = 255
+start = time.perf_counter()
+rec.read(image)
+print(time.perf_counter() - start)
+"""
+
+
+def first_read(model: str | None, cache: Path) -> float:
+    """Seconds of a new process's first read with numba's cache in ``cache`` (an empty folder:
+    the normalisation compiles; a filled one: it loads)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_READ, model or ""],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"first read failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.split()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a run directory or .onnx file (default: the shipped one)")
@@ -86,6 +117,11 @@ def main() -> None:
             rows.append((f"{threads} thread(s): files read / model alone", f"{files:,.0f} / "
                          f"{model:,.0f} images/s ({files / model:.2f}x)"))  # fmt: skip
         result["model"] = str(rec.path.name)
+        cold = first_read(args.model, Path(tmp) / "numba")
+        warm = first_read(args.model, Path(tmp) / "numba")
+        result["first_read_s"] = {"compiling": cold, "cached": warm}
+        rows.append(("a new process's first read: compiling the normalisation (once per "
+                     "install) / from numba's cache", f"{cold:.1f} s / {warm:.2f} s"))  # fmt: skip
     text = (
         f"`Recognizer.read_many` on {len(paths):,} PNG files ({result['model']}, batch "
         f"{args.batch_size}; decode, normalisation and model counted), this machine ({cores} "

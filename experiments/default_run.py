@@ -80,6 +80,7 @@ def main() -> None:
         "top1_per_script": {k: v["acc"] for k, v in evaluation["per_script"].items()},
         "samples_per_script": {k: v["n"] for k, v in evaluation["per_script"].items()},
         "most_confused": evaluation["confused_pairs"][:10],
+        "look_alikes": evaluation.get("look_alikes", {}),
         "real_writing": {name: _real_summary(m) for name, m in real.items()},
         "target_wall_s": TARGET_SECONDS,
         "target_top1": TARGET_TOP1,
@@ -98,7 +99,17 @@ def _real_summary(metrics: dict) -> dict:
         "top5": metrics["top5"],
         "top1_with_prior": {str(p["weight"]): p["top1"] for p in metrics.get("prior", [])},
         "most_confused": [f"{c['true']}->{c['predicted']}" for c in pairs],
+        "look_alikes": metrics.get("look_alikes", {}),
     }
+
+
+def _look_alikes(pairs: dict[str, dict[str, int]]) -> str:
+    """``カ->力 1/40, 力->カ 0/38`` for each pair with samples."""
+    return ", ".join(
+        f"{a}->{b} {v['a_as_b']}/{v['n_a']}, {b}->{a} {v['b_as_a']}/{v['n_b']}"
+        for (a, _, b), v in pairs.items()
+        if v["n_a"] or v["n_b"]
+    )
 
 
 def _prior_cells(real: dict, pct) -> str:
@@ -137,6 +148,12 @@ def _markdown(r: dict) -> str:
          f"{' '.join(v['most_confused'])}")
         for k, v in r["real_writing"].items()
     ]  # fmt: skip
+    rows += [
+        (f"look-alikes read as their twin: {name}", _look_alikes(pairs))
+        for name, pairs in [("synthetic test", r.get("look_alikes", {}))]
+        + [(k, v.get("look_alikes", {})) for k, v in r["real_writing"].items()]
+        if any(p["n_a"] or p["n_b"] for p in pairs.values())
+    ]
     rows += [(f"size of {k}", f"{v / 1e6:.2f} MB") for k, v in r["files_bytes"].items()]
     return (
         f"`{r['command']}` on this machine (2 CPU cores), timed by `experiments/default_run.py` "

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from kanji_lab.atomic import write_json
 from kanji_lab.config import config_dir
-from kanji_lab.data.charsets import resolve_classes, script_of
+from kanji_lab.data.charsets import look_alike_confusions, resolve_classes, script_of
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.deploy.weights import WEIGHTS_FILE, load_weights
@@ -228,6 +228,7 @@ def score(
         ],
         "per_source": per_source,
         "per_script": per_script,
+        "look_alikes": look_alike_confusions(t, p[:, 0], labels),
         "per_class": per_class,
     }
 
@@ -373,6 +374,7 @@ def _print(metrics: dict[str, Any], out: Path) -> None:
         + ", ".join(
             f"{c['true']}->{c['predicted']} x{c['count']}" for c in metrics["confused_pairs"][:8]
         )
+        + _look_alike_line(metrics.get("look_alikes") or {})
         + _zero_shot_line(metrics.get("zero_shot"), pct)
         + _prior_line(metrics.get("prior"), pct)
         + f"\n  written to {out / 'metrics.json'}",
@@ -392,6 +394,16 @@ def _prior_line(prior: list[dict[str, Any]] | None, pct) -> str:
     return "\n  with the character-frequency prior: " + ", ".join(
         f"weight {p['weight']} top-1 {pct(p['top1'])}" for p in prior
     )
+
+
+def _look_alike_line(pairs: dict[str, dict[str, int]]) -> str:
+    """``a->b x of n, b->a y of m`` for the look-alike pairs that were written."""
+    cells = [
+        f"{a}->{b} {v['a_as_b']} of {v['n_a']}, {b}->{a} {v['b_as_a']} of {v['n_b']}"
+        for (a, _, b), v in pairs.items()
+        if v["n_a"] or v["n_b"]
+    ]
+    return "\n  look-alikes read as their twin: " + "; ".join(cells) if cells else ""
 
 
 def _zero_shot_line(zs: dict[str, Any] | None, pct) -> str:

@@ -134,11 +134,27 @@ def top_k(
     z = rescore(logits, log_prior(labels), prior) if prior else logits.astype(np.float64)
     probs = np.exp(z - z.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    order = np.argsort(-probs, axis=1)[:, : min(k, len(labels))]
+    order = best_first(probs, min(k, len(labels)))
     return [
         [{"char": labels[i], "prob": float(p[i])} for i in row]
         for row, p in zip(order, probs, strict=True)
     ]
+
+
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the indices of the ``k`` highest ``scores``, highest first (ties: lower index
+    first). A partition first: the full sort of thousands of classes is most of the work."""
+    if k >= scores.shape[1]:
+        return np.argsort(-scores, axis=1, kind="stable")
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    picked = np.take_along_axis(scores, part, axis=1)
+    # where the k-th score is tied with scores left out, the partition chose among them at
+    # random: those rows are sorted in full
+    last = picked.min(axis=1, keepdims=True)
+    tied = (scores == last).sum(axis=1) > (picked == last).sum(axis=1)
+    order = np.take_along_axis(part, np.lexsort((part, -picked), axis=-1), axis=1)
+    order[tied] = np.argsort(-scores[tied], axis=1, kind="stable")[:, :k]
+    return order
 
 
 @dataclass(frozen=True)

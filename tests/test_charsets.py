@@ -56,6 +56,15 @@ def test_a_join_naming_no_set_says_which(spec):
         charsets.resolve_classes(spec)
 
 
+def test_look_alike_confusions_count_each_direction():
+    labels = list("カ力ニ亜")  # ニ's twin 二 is not among them: no entry
+    targets = np.array([0, 0, 0, 1, 1, 2, 3])
+    predicted = np.array([1, 0, 1, 0, 1, 2, 3])
+    out = charsets.look_alike_confusions(targets, predicted, labels)
+    assert out == {"カ/力": {"n_a": 3, "n_b": 2, "a_as_b": 2, "b_as_a": 1}}
+    assert all(len(pair) == 2 and len(set(pair)) == 2 for pair in charsets.LOOK_ALIKES)
+
+
 def test_kana_holds_every_kana_form():
     kana = set(charsets.resolve_classes("kana"))
     assert set("ぁぃっゃゎゐゑをんァィッャヮヰヱヲンヴヵヶー") <= kana

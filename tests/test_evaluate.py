@@ -31,6 +31,7 @@ def test_evaluate_defaults_to_test_split_of_training_data(finished_run, tmp_path
     assert set(metrics["per_class"]) <= set("亜唖娃阿哀")
     assert set(metrics["per_source"]) <= {"tiny/a", "tiny/b"}
     assert sum(v["n"] for v in metrics["per_source"].values()) == metrics["scored"]
+    assert metrics["look_alikes"] == {}  # none of its classes has a look-alike twin among them
     written = json.loads((root / "eval" / "metrics.json").read_text())
     assert written["top1"] == metrics["top1"]
 
@@ -116,6 +117,18 @@ def test_evaluate_on_a_source_sharing_writers_scores_only_unseen_writers(tmp_pat
 
 def cfg_overrides(run, root):
     return [f"run_dir={run}", "data=etl9b", f"data.root={root}"]
+
+
+def test_look_alikes_are_printed_when_written():
+    from kanji_lab.evaluate import _look_alike_line
+
+    pairs = {
+        "カ/力": {"n_a": 3, "n_b": 2, "a_as_b": 2, "b_as_a": 0},
+        "ニ/二": dict.fromkeys(("n_a", "n_b", "a_as_b", "b_as_a"), 0),
+    }
+    line = "\n  look-alikes read as their twin: カ->力 2 of 3, 力->カ 0 of 2"
+    assert _look_alike_line(pairs) == line
+    assert _look_alike_line({}) == ""
 
 
 def test_prior_figures_sit_beside_the_model_alone(finished_run):

@@ -174,3 +174,21 @@ def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
     row = {"val_top1": [0.5, 0.8], "largest_drop": 0.0, "test_top1": 0.9}
     text = markdown({"command_overrides": ["model=cnn"], "settle": 3, "models": {"cnn": row}})
     assert "| cnn | 90.00% | 0.0 points | 0.500 0.800 |" in text
+
+
+def test_default_run_reports_look_alikes_and_the_default_jobs_targets_only_for_it():
+    from experiments.default_run import _markdown
+
+    pair = {"n_a": 40, "n_b": 38, "a_as_b": 1, "b_as_a": 0}
+    r = {
+        "command": "python -m kanji_lab", "wall_s": 600, "target_wall_s": 900,
+        "generation_and_data_s": 200, "train_s": 380, "epochs": 4, "test_s": 7, "export_s": 8,
+        "test_top1": 0.98, "test_top5": 0.99, "target_top1": 0.98, "num_classes": 3210,
+        "parameters": 1, "top1_per_style": {}, "samples_per_style": {}, "fresh_cache": True,
+        "look_alikes": {"カ/力": pair, "ニ/二": dict.fromkeys(pair, 0)},
+        "real_writing": {}, "files_bytes": {},
+    }  # fmt: skip
+    text = _markdown(r)
+    assert "| look-alikes read as their twin: synthetic test | カ->力 1/40, 力->カ 0/38 |" in text
+    assert "ニ" not in text and "(target 900 s)" in text
+    assert "target" not in _markdown({**r, "command": "python -m kanji_lab experiment=jis0208"})

@@ -248,3 +248,17 @@ def test_integer_and_boolean_images_are_read_as_levels():
 def test_what_is_not_an_image_is_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         normalize_ink(bad)
+
+
+def test_images_with_more_runs_than_the_first_scratch_holds(old):
+    """A checkerboard has a run on every other pixel: the working memory grows for it, and the
+    image after it in the batch comes out as alone."""
+    rng = np.random.default_rng(11)
+    board = (np.indices((60, 90)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    glyph = scaled(varied(1, (60, 90), 15, seed=12), 15)[0]
+    noisy = (rng.random((60, 90)) < 0.5).astype(np.uint8) * 255
+    batch = np.stack([glyph, board, noisy, glyph])
+    got = normalize_ink(batch)
+    assert_close(got, old.normalize_ink(batch))
+    assert np.array_equal(got[0], got[3]) and np.array_equal(got[3], normalize_ink(glyph))
+    assert clutter.run_scratch(60, 90).shape[1] < 60 * 45  # smaller than the checkerboard needs

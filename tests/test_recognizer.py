@@ -374,3 +374,14 @@ def test_works_without_torch(run, images):
     assert out["path"]["char"] in Recognizer(run).labels and len(out["path"]["candidates"]) == 2
     assert out["array"] and out["strokes"] and out["many"] == [True, False]
     assert out["status"] == 0 and out["loaded"] == []
+
+
+def test_best_first_equals_a_full_stable_sort():
+    from kanji_lab.inference import best_first
+
+    scores = np.random.default_rng(0).random((16, 300))
+    scores[:, 7] = scores[:, 9] = 2.0  # a tie: the lower index first
+    for k in (1, 2, 5, 300):
+        want = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        assert np.array_equal(best_first(scores, k), want), k
+    assert best_first(scores, 2)[0].tolist() == [7, 9]

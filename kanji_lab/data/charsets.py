@@ -6,6 +6,8 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
+
 from kanji_lab.errors import UserError
 
 
@@ -24,6 +26,12 @@ _SMALL_TO_FULL = dict(
 _SMALL_KANA = set(_SMALL_TO_FULL)
 # hiragana and katakana written with one shape
 _SHAPE_TWINS = ("へヘ", "べベ", "ぺペ")
+# katakana and the kanji (or symbol) they look like, and the kana twins: pairs that one image can
+# hardly tell apart, reported by evaluate (``look_alikes``)
+LOOK_ALIKES = (
+    *("カ力", "ニ二", "ロ口", "エ工", "ト卜", "ハ八", "タ夕", "ー一", "オ才", "チ千"),
+    *_SHAPE_TWINS,
+)
 
 
 def jis0208(hi: int, lo: int) -> str:
@@ -142,6 +150,27 @@ def _jis_row(char: str) -> int | None:
     except UnicodeEncodeError:
         return None
     return encoded[0] & 0x7F if len(encoded) == 2 else None
+
+
+def look_alike_confusions(
+    targets: np.ndarray, predicted: np.ndarray, labels: list[str]
+) -> dict[str, dict[str, int]]:
+    """For each pair of :data:`LOOK_ALIKES` whose both characters are in ``labels``: how many
+    samples of each there were (``n_a``, ``n_b``) and how many of them were read as the other
+    (``a_as_b``, ``b_as_a``). ``targets`` and ``predicted`` are class indices (top-1)."""
+    index = {c: i for i, c in enumerate(labels)}
+    out = {}
+    for a, b in LOOK_ALIKES:
+        if a not in index or b not in index:
+            continue
+        ia, ib = index[a], index[b]
+        out[f"{a}/{b}"] = {
+            "n_a": int(np.sum(targets == ia)),
+            "n_b": int(np.sum(targets == ib)),
+            "a_as_b": int(np.sum((targets == ia) & (predicted == ib))),
+            "b_as_a": int(np.sum((targets == ib) & (predicted == ia))),
+        }
+    return out
 
 
 def yielding_twins(classes: list[str]) -> set[str]:

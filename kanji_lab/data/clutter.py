@@ -73,8 +73,8 @@ def remove_clutter(ink: np.ndarray, settings: Mapping[str, float]) -> np.ndarray
 
 def run_scratch(height: int, width: int) -> np.ndarray:
     """Working memory for :func:`clean_ink` on images of ``height`` x ``width``: room for the
-    most runs such an image can hold."""
-    return np.empty((5, height * ((width + 1) // 2)), np.int64)
+    runs of a character (a few per row); :func:`clean_ink` enlarges it when an image has more."""
+    return np.empty((5, 16 * height + width), np.int64)
 
 
 @njit(cache=True)
@@ -82,16 +82,17 @@ def _clean_batch(ink, limit, rules, scratch):  # pragma: no cover - compiled
     mask = np.empty(ink.shape[1:], np.bool_)
     for i in range(len(ink)):
         mask[:] = ink[i] > limit
-        clean_ink(ink[i], mask, rules, scratch)
+        scratch = clean_ink(ink[i], mask, rules, scratch)
 
 
 @njit(cache=True)
 def clean_ink(ink, mask, rules, scratch):  # pragma: no cover - compiled
     """:func:`remove_clutter` of one image in place: float32 ``ink`` (H, W) and its boolean
     ``mask`` (above the threshold) become those of the cleaned ink. ``scratch``: working
-    memory from :func:`run_scratch`, reused from image to image."""
+    memory from :func:`run_scratch`, reused from image to image; returned, enlarged when an
+    image needed more."""
     if rules.band <= 0:
-        return
+        return scratch
     height, width = ink.shape
     rows, cols = _line_flags(mask, rules)
     if rows.any() or cols.any():
@@ -100,13 +101,14 @@ def clean_ink(ink, mask, rules, scratch):  # pragma: no cover - compiled
                 if rows[y] or cols[x]:
                     ink[y, x] = 0.0
                     mask[y, x] = False
-    run_row, run_first, run_last, piece, count = _runs(mask, scratch)
+    run_row, run_first, run_last, piece, count, scratch = _runs(mask, scratch)
     if count < 2:
-        return
+        return scratch
     mass, box = _pieces(ink, run_row, run_first, run_last, piece, count)
     drop = _dropped(mass, box, run_row, run_first, run_last, piece, height, width, rules)
     if drop.any():
         _erase(ink, mask, run_row, run_first, run_last, piece, drop)
+    return scratch
 
 
 @njit(cache=True)
@@ -166,8 +168,9 @@ def _root(parent, a):  # pragma: no cover - compiled
 @njit(cache=True)
 def _runs(mask, scratch):  # pragma: no cover - compiled
     """The runs of ``mask`` in raster order (row, first and last column) and each run's
-    8-connected piece (0 .. count - 1, in raster order of the pieces' first runs), in the rows
-    of ``scratch`` (:func:`run_scratch`)."""
+    8-connected piece (0 .. count - 1, in raster order of the pieces' first runs), held in the
+    rows of ``scratch`` (:func:`run_scratch`; a larger one when the runs outgrow it, returned
+    last)."""
     height, width = mask.shape
     row, first, last, parent = scratch[0], scratch[1], scratch[2], scratch[3]
     edges = np.empty(width + 2, np.int64)
@@ -183,6 +186,11 @@ def _runs(mask, scratch):  # pragma: no cover - compiled
             inside = line[x]
         edges[k] = width
         k += inside
+        if n + k // 2 > scratch.shape[1]:  # more runs than room: a larger scratch
+            larger = np.empty((5, 2 * (n + k // 2)), np.int64)
+            larger[:, :n] = scratch[:, :n]
+            scratch = larger
+            row, first, last, parent = scratch[0], scratch[1], scratch[2], scratch[3]
         for j in range(0, k, 2):
             begin, end = edges[j], edges[j + 1] - 1
             row[n], first[n], last[n], parent[n] = y, begin, end, n
@@ -202,7 +210,7 @@ def _runs(mask, scratch):  # pragma: no cover - compiled
             count += 1
         else:
             piece[r] = piece[top]
-    return row[:n], first[:n], last[:n], piece, count
+    return scratch[0, :n], scratch[1, :n], scratch[2, :n], piece, count, scratch
 
 
 @njit(cache=True)

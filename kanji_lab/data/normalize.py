@@ -21,6 +21,10 @@ page. Given ink-bright images (255 = ink, any size), per image:
 Stroke data (pen traces) is first drawn by :func:`draw_strokes` with a pen whose width is a fixed
 fraction (``pen``) of the drawing's longer side, so how large someone wrote on a pad does not
 change the line width the model sees; the drawing then goes through the same steps.
+
+The steps are compiled (numba, cached on disk after the first use), one image at a time, with the
+float32 arithmetic in the order that decides each pixel kept from the numpy code they replaced
+(``tests/test_normalize_fast.py`` holds them to it).
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     for i in range(len(images)):
         paper, gain = _contrast(images[i], rank, p.peak_floor)
         _stretch(images[i], paper, gain, p.limit, ink, mask)
-        clean_ink(ink, mask, p.clutter, scratch)
+        scratch = clean_ink(ink, mask, p.clutter, scratch)
         box = _mass_box(ink, mask, p.trim)
         side = _frame_side(box, p.margin)
         thick = _thicken(ink, mask, side / len(out[i]), p.min_width)
@@ -347,23 +351,25 @@ def _resample(ink, box, side, out):  # pragma: no cover - compiled
     step = side / size
     row_index, row_weight = _taps((box[0] + box[1]) / 2 - side / 2, step, size, height)
     col_index, col_weight = _taps((box[2] + box[3]) / 2 - side / 2, step, size, width)
-    tall = np.zeros((size, width), np.float32)
-    for i in range(size):
-        for k in range(row_index.shape[1]):
-            weight, source = row_weight[i, k], ink[row_index[i, k]]
-            for x in range(width):
-                tall[i, x] += weight * source[x]
+    tall = _weighted_rows(ink, row_index, row_weight)
     # the second pass along contiguous memory too: on the transposed rows, then back
-    across = np.ascontiguousarray(tall.T)
-    wide = np.zeros((size, size), np.float32)
-    for j in range(size):
-        for k in range(col_index.shape[1]):
-            weight, source = col_weight[j, k], across[col_index[j, k]]
-            for i in range(size):
-                wide[j, i] += weight * source[i]
+    wide = _weighted_rows(np.ascontiguousarray(tall.T), col_index, col_weight)
     for i in range(size):
         for j in range(size):
             out[i, j] = min(max(np.rint(wide[j, i]), np.float32(0.0)), np.float32(255.0))
+
+
+@njit(cache=True)
+def _weighted_rows(source, index, weight):  # pragma: no cover - compiled
+    """Row ``i`` of the result: the sum of ``weight[i, k]`` x row ``index[i, k]`` of
+    ``source``, in float32, tap by tap."""
+    out = np.zeros((len(index), source.shape[1]), np.float32)
+    for i in range(len(index)):
+        for k in range(index.shape[1]):
+            w, row = weight[i, k], source[index[i, k]]
+            for x in range(len(row)):
+                out[i, x] += w * row[x]
+    return out
 
 
 @njit(cache=True)
