@@ -32,8 +32,7 @@ How (the rules above do not depend on it): each image is cut into runs, the hori
 of ink pixels within a row, and the runs of neighbouring rows that touch (8-connected) are joined
 into pieces by union-find. A character has a few hundred runs against some 16,000 pixels, so the
 pieces' masses, boxes and distances come from the runs; pixels are visited again only to erase.
-The steps are compiled (numba), one image at a time: a cache of ETL records is built at tens of
-thousands of records a second (``experiments/bench_prepare.py``).
+The steps are compiled (numba), one image at a time (their speed: ``experiments/bench_prepare.py``).
 """
 
 from __future__ import annotations
