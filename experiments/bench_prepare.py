@@ -49,6 +49,7 @@ from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
+from experiments.etl_files import jis_codes, pack4, to_levels, write_etl9g  # noqa: E402
 from experiments.results_io import ROOT as REPO  # noqa: E402
 from experiments.results_io import record, table  # noqa: E402
 
@@ -72,13 +73,13 @@ def glyph_bank(count: int = BANK, seed: int = 0) -> np.ndarray:
         char = load_strokes(classes[index])
         strokes = [char.points[a:b] for a, b in zip(char.starts, char.ends, strict=True)]
         drawings.append(draw_strokes(strokes, {**SETTINGS, "pen": rng.uniform(0.025, 0.065)}))
-    levels = np.stack([_levels(_in_cell(d, rng), rng) for d in drawings])
+    levels = np.stack([to_levels(_in_cell(d, rng), rng) for d in drawings])
     # one cell in six cut from a sheet with its neighbours' fragments (and a grid, at times)
     glyphs = normalize_ink(np.stack([_in_cell(d, rng) for d in drawings[:64]]))
     for i in range(0, count, 6):
         cell = cut_cells(glyphs[rng.permutation(len(glyphs))[:2]], rng)[0]
         cell = np.asarray(Image.fromarray(cell).resize((128, 127), Image.Resampling.BILINEAR))
-        levels[i] = _levels(cell, rng)
+        levels[i] = to_levels(cell, rng)
     return levels
 
 
@@ -94,49 +95,16 @@ def _in_cell(drawing: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cell
 
 
-def _levels(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Ink-bright uint8 -> 4-bit levels: the pen's darkest level 9..15, scanner noise 0..2 on the
-    paper, and a few specks in one cell in three."""
-    top = rng.integers(9, 16)
-    levels = np.rint(ink.astype(np.float32) * top / 255).astype(np.int64)
-    levels += rng.integers(0, 3, levels.shape) * (rng.random(levels.shape) < 0.3)
-    if rng.random() < 1 / 3:
-        for _ in range(rng.integers(1, 5)):
-            r, c = rng.integers(0, 126), rng.integers(0, 127)
-            levels[r : r + 2, c : c + 2] = rng.integers(8, 16)
-    return np.clip(levels, 0, 15).astype(np.uint8)
-
-
-def pack4(levels: np.ndarray) -> np.ndarray:
-    """``(N, 127, 128)`` 4-bit levels -> ``(N, 8128)`` packed bytes, high nibble left."""
-    return (levels[..., 0::2] << 4 | levels[..., 1::2]).reshape(len(levels), -1)
-
-
-def jis_codes() -> np.ndarray:
-    """The 3,036 ETL9G JIS X 0208 codes, from the class list through EUC-JP."""
-    return np.array(
-        [int.from_bytes(c.encode("euc_jp"), "big") & 0x7F7F for c in etl9g_classes()], np.uint16
-    )
-
-
 def generate(folder: Path, records: int) -> list[Path]:
     """ETL9G_01.. files of up to 12,144 records each (4 writers x 3,036 characters)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    layout, bank, codes = etl.LAYOUTS["G9"], pack4(glyph_bank()), jis_codes()
+    bank, codes = pack4(glyph_bank()), jis_codes(etl9g_classes())
     paths = []
     for f, start in enumerate(range(0, records, PER_FILE)):
         index = np.arange(start, min(start + PER_FILE, records))
-        raw = np.zeros((len(index), layout.record_length), np.uint8)
-        header = raw.reshape(-1).view(layout.header_dtype)
-        header["sheet"] = index // 152 + 1  # 20 sheets per writer of 3,036 characters
-        header["jis"] = codes[index % len(codes)]
-        header["reading"] = b"A.TSUGU "
-        header["serial"] = index + 1
-        header["gathered"], header["scanned"] = 8212, 8310
-        raw[:, 64 : 64 + 8128] = bank[index % len(bank)]
+        sheets = index // 152 + 1  # 20 sheets per writer of 3,036 characters
         path = folder / f"ETL9G_{f + 1:02d}"
-        raw.tofile(path)
-        paths.append(path)
+        images, labels = bank[index % len(bank)], codes[index % len(codes)]
+        paths.append(write_etl9g(path, images, sheets, labels, first_serial=start + 1))
     return paths
 
 

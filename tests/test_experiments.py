@@ -10,11 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
-SHARED = {"__init__", "_bootstrap", "bench_common", "harness", "realsets", "results_io"}
+SHARED = {
+    "__init__",
+    "_bootstrap",
+    "bench_common",
+    "etl_files",
+    "harness",
+    "realsets",
+    "results_io",
+}
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*.py") if p.stem not in SHARED)
 # scripts another change still converts (its sys.path.insert goes, its imports become
 # `from experiments.results_io import ...` behind the bootstrap): drop the entry then
@@ -192,3 +201,30 @@ def test_default_run_reports_look_alikes_and_the_default_jobs_targets_only_for_i
     assert "| look-alikes read as their twin: synthetic test | カ->力 1/40, 力->カ 0/38 |" in text
     assert "ニ" not in text and "(target 900 s)" in text
     assert "target" not in _markdown({**r, "command": "python -m kanji_lab experiment=jis0208"})
+
+
+def test_etl_like_files_read_back_as_etl9g_with_one_writer_per_hand(tmp_path):
+    from experiments.etl_like import write
+    from kanji_lab.data import etl
+
+    chars = list("あいう")
+    paths = write(tmp_path, chars, writers=5, seed=3)
+    assert [p.name for p in paths] == ["ETL9G_01", "ETL9G_02"]  # four writers to a file
+    records = [etl.read_file(p, "ETL9G") for p in paths]
+    codes = np.concatenate([r.codepoints for r in records])
+    writers = np.concatenate([r.writers for r in records])
+    assert "".join(map(chr, codes)) == "あいう" * 5
+    assert len(set(writers)) == 5 and all(len(set(writers[i : i + 3])) == 1 for i in (0, 3, 12))
+    images = records[0].images()
+    assert images.shape[1:] == (64, 64) and all(im.max() > 128 for im in images)
+    assert not np.array_equal(images[0], images[3]), "two writers write one class alike"
+
+
+def test_etl_like_refuses_classes_etl9g_lacks(tmp_path, capsys, monkeypatch):
+    from experiments import etl_like
+
+    monkeypatch.setattr(sys, "argv", ["etl_like.py", str(tmp_path), "--classes", "ア"])
+    with pytest.raises(SystemExit):
+        etl_like.main()
+    assert "ETL9G does not hold" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "nothing is written for a refused class set"
