@@ -9,6 +9,9 @@ drop between consecutive epochs after the first ``--settle`` epochs.
     python experiments/val_stability.py                              # built-in data
     python experiments/val_stability.py --etl-root ~/etl data=etl9g  # real-format files
     python experiments/val_stability.py --models cnn,vit --epochs 8 seed=1     # overrides pass
+    python experiments/etl_like.py /tmp/etl_like    # ETL9G-format files from synthetic writers
+    python experiments/val_stability.py --etl-root /tmp/etl_like --name val_stability_etl data=etl9g
+    python experiments/val_stability.py --code /tmp/old --name ... # another checkout's kanji_lab
 
 Writes experiments/results/val_stability.json and .md (and the block in experiments/README.md).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import subprocess
 from pathlib import Path
 
 if not __package__:  # run as a file: make `experiments` importable
@@ -50,6 +54,7 @@ def main() -> None:
     parser.add_argument("--settle", type=int, default=3, help="epochs left out of the drop")
     parser.add_argument("--etl-root", help="a folder of ETL files (with data=etl9g or similar)")
     parser.add_argument("--name", default="val_stability", help="results file name")
+    parser.add_argument("--code", type=Path, help="train with the kanji_lab of another checkout")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args()
     data = [f"data.root={args.etl_root}"] if args.etl_root else SMALL_SYNTHETIC
@@ -59,12 +64,12 @@ def main() -> None:
         f"trainer.max_epochs={args.epochs}",
         "callbacks.early_stopping=null",
         "callbacks.progress_bar=null",
-        "export.onnx=false",
+        "++export.onnx=false",  # ++: a checkout from before the switch takes it too
     ]
     rows = {}
     with workspace() as ws:
         for model in args.models.split(","):
-            trained = ws.train([f"model={model}", *common])
+            trained = ws.train([f"model={model}", *common], code=args.code)
             curve = epoch_val_top1(trained.run_dir)
             rows[model] = {
                 "val_top1": [round(v, 4) for v in curve],
@@ -73,14 +78,24 @@ def main() -> None:
                 "seconds": round(trained.seconds, 1),
             }
             print(model, rows[model], flush=True)
-    result = {"command_overrides": common, "settle": args.settle, "models": rows}
+    code = commit_of(args.code) if args.code else None
+    result = {"command_overrides": common, "code": code, "settle": args.settle, "models": rows}
     record(args.name, result, markdown(result))
 
 
+def commit_of(checkout: Path) -> str:
+    """The commit a checkout has out."""
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
 def markdown(result: dict) -> str:
+    code = f" with the kanji_lab of commit {result['code'][:7]}" if result.get("code") else ""
     lines = [
         "Validation top-1 epoch by epoch on a small training set, "
-        f"`python -m kanji_lab {' '.join(result['command_overrides'])}`:",
+        f"`python -m kanji_lab {' '.join(result['command_overrides'])}`{code}:",
         "",
         f"| model | test top-1 | largest drop after epoch {result['settle']} "
         "| validation top-1 per epoch |",

@@ -308,3 +308,31 @@ def test_held_out_writers_write_their_share_and_are_the_ones_the_split_holds_out
     by_sample = make_cfg(tmp_path, classes=classes, writers=writers, kana_copies=1,
                          heldout_classes=shares, split={"by": "sample"})  # fmt: skip
     assert len(build(by_sample)) == len(full)
+
+
+def test_a_font_writer_writes_each_font_thin_and_bold(tmp_path: Path, monkeypatch) -> None:
+    """A font writer's emboldening varies by a pixel between samples (a writer drawn at weight 0
+    of a serif font alone left thin Mincho unseen); a hand over a font glyph keeps its width."""
+    weights: list[tuple[str, int]] = []
+    glyph_image = fonts.glyph_image
+
+    def record(file: str, char: str, weight: int = 0):
+        weights.append((char, weight))
+        return glyph_image(file, char, weight)
+
+    monkeypatch.setattr(fonts, "glyph_image", record)
+    font = str(fonts.resolve_font(**FONTS[0]))
+    synthetic._init_worker({}, [font])
+    chars = tuple((c, 0) for c in "一二三四五六七八九十")
+    for writer in range(4):
+        style = synthetic.render.writer_style("font", np.random.default_rng([7, writer, 0x110000]))
+        weights.clear()
+        synthetic.render_task((7, writer, "font", font, chars))
+        seen = {w for _, w in weights}
+        assert len(seen) > 1 and seen <= set(
+            range(int(style.thickness) - 1, int(style.thickness) + 2)
+        )
+    weights.clear()
+    style = synthetic.render.writer_style("pen", np.random.default_rng([7, 0, 0x110000]))
+    synthetic.render_task((7, 0, "pen", "", (("Ａ", 0), ("Ｂ", 0))))
+    assert [w for _, w in weights] == [int(style.thickness)] * 2

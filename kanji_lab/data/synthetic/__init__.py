@@ -54,7 +54,7 @@ from kanji_lab.data.splits import SPLITS, split_indices
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
-GENERATOR_VERSION = 7  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 8  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout
@@ -139,7 +139,7 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
         key = [seed, writer, ord(char)] + ([copy] if copy else [])
         rng = np.random.default_rng(key)
         if font_file or char not in _STROKES:  # no strokes: the writer's hand over a font glyph
-            glyph = fonts.glyph_image(font_file or fallback, char, int(style.thickness))
+            glyph = fonts.glyph_image(font_file or fallback, char, _weight(style, font_file, rng))
             if glyph is None:
                 continue
             image = fonts.render_glyph(glyph, style, rng)
@@ -153,6 +153,15 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
         sheet = np.random.default_rng([seed, writer, _SHEET_STREAM, codepoints[0]])
         stacked = np.stack([normalize_ink(cell) for cell in forms.cut_cells(stacked, sheet)])
     return stacked, np.array(codepoints, dtype=np.int32)
+
+
+def _weight(style: render.WriterStyle, font_file: str, rng: np.random.Generator) -> int:
+    """Emboldening pixels of one glyph: a font writer's weight varies by a pixel from sample to
+    sample (each font is then seen thin and bold, as print comes in many weights of one design);
+    a hand writing a class without strokes keeps its own line width."""
+    if not font_file:
+        return int(style.thickness)
+    return max(0, int(style.thickness) + int(rng.integers(-1, 2)))
 
 
 def _init_worker(all_strokes: dict[str, kanjivg.Character], font_files: list[str]) -> None:
