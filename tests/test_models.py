@@ -332,18 +332,12 @@ def test_every_recipe_runs_one_batch(tmp_path):
     assert archs == {"cnn", "rnn", "hiercode", "vit"}
 
 
-def test_the_large_recipe_keeps_the_default_mix(tmp_path):
+@pytest.mark.parametrize("recipe, times", [("synthetic_large", 3), ("shipped", 2)])
+def test_recipes_with_more_writers_keep_the_default_mix(tmp_path, recipe, times):
     default = compose_train([], tmp_path, tmp_path).data.writers
-    more = compose_train(["experiment=synthetic_large"], tmp_path, tmp_path).data.writers
+    more = compose_train([f"experiment={recipe}"], tmp_path, tmp_path).data.writers
     assert set(more) == set(default) == set(SYNTHETIC_FAMILIES)
-    assert {f: more[f] for f in more} == {f: 2 * default[f] for f in default}
-
-
-def test_the_shipped_recipe_has_more_writers_of_every_family(tmp_path):
-    default = compose_train([], tmp_path, tmp_path).data.writers
-    shipped = compose_train(["experiment=shipped"], tmp_path, tmp_path).data.writers
-    assert set(shipped) == set(default) == set(SYNTHETIC_FAMILIES)
-    assert all(shipped[f] > default[f] for f in default)
+    assert {f: more[f] for f in more} == {f: times * default[f] for f in default}
 
 
 def _synthetic(classes: str, *more: str) -> list[str]:
