@@ -407,6 +407,35 @@ def test_shipped_defaults_learn_forty_kanji_in_six_epochs(arch, tmp_path):
     assert metrics["test/acc"] >= 0.9, metrics["test/acc"]
 
 
+@pytest.fixture(scope="module")
+def etl_like_root(tmp_path_factory) -> Path:
+    """ETL9G-format files: 40 synthetic form writers x 8 hiragana (experiments/etl_like.py)."""
+    from experiments.etl_like import write
+
+    root = tmp_path_factory.mktemp("etl_like")
+    write(root, list("あいうえおかきく"), writers=40)
+    return root
+
+
+@pytest.mark.slow  # ~16 s per architecture on 2 quiet cores
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_every_architecture_learns_etl_format_cells_without_falling_back(
+    arch, etl_like_root, tmp_path
+):
+    """``model=<arch>`` as shipped learns 8 hiragana from ETL9G-format form cells (neighbour
+    fragments, 4-bit scans) read through ``data=etl9g``, and its validation accuracy does not
+    fall back once learned (issue 19's swings came with framing that moved with the fragments)."""
+    from experiments.val_stability import epoch_val_top1, largest_drop
+
+    data = ["data=etl9g", f"data.root={etl_like_root}", "callbacks.early_stopping=null"]
+    overrides = [*data, f"model={arch}", "trainer.max_epochs=8", "batch_size=32"]
+    overrides += ["callbacks.progress_bar=null", "export.onnx=false"]
+    metrics = train(compose_train(overrides, tmp_path / "run", tmp_path / "cache"))
+    curve = epoch_val_top1(tmp_path / "run")
+    assert metrics["test/acc"] >= 0.75 and curve[-1] >= 0.85, (metrics["test/acc"], curve)
+    assert largest_drop(curve, settle=5) <= 0.1, curve
+
+
 def test_hiercode_counts_the_slots_that_belong_to_one_class():
     """甲 and 申 have the same KanjiVG code (one slot each of their own tells them apart), 一 is
     atomic (its own component), 明 and 暗 share the left-right split and 日."""
