@@ -32,7 +32,7 @@ from kanji_lab.data.synthetic import _font_files, render
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
-from experiments.results_io import ROOT, record, table  # noqa: E402
+from experiments.results_io import ROOT, git, record, table  # noqa: E402
 
 # the last commit before the compiled normalisation (numpy passes over each image)
 BASELINE = "456ae402e2b632cceaaca3c7bfe6c80d5f554efc"
@@ -136,9 +136,7 @@ def main() -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
     result = {
         "command": " ".join(["python", *sys.argv]),
-        "baseline_commit": subprocess.run(
-            ["git", "rev-parse", args.baseline], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "baseline_commit": git("rev-parse", args.baseline),
         "classes": args.classes,
         "rounds": args.rounds,
         "families": list(render.FAMILIES),

@@ -82,6 +82,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.writers < 1:
+        parser.error(f"--writers {args.writers}: at least one writer")
     chars = resolve_classes(args.classes)
     outside = "".join(c for c in chars if c not in set(etl9g_classes()))
     if outside:

@@ -60,15 +60,17 @@ def _pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"(<!-- results:({name}) -->\n)(.*?)(<!-- /results:\2 -->)", re.S)
 
 
+def git(*args: str, cwd: Path = ROOT) -> str:
+    """The output of ``git args`` in ``cwd`` (the repository by default), stripped."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def provenance() -> dict[str, Any]:
     """The commit (and whether the tree was dirty), date, machine, package versions and the
     exact command of a measurement."""
     import importlib.metadata
     import platform
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
 
     packages = ("torch", "numpy", "onnxruntime", "lightning", "numba")
     return {

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 from pathlib import Path
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.harness import workspace  # noqa: E402
-from experiments.results_io import record  # noqa: E402
+from experiments.results_io import git, record  # noqa: E402
 
 MODELS = ("cnn", "rnn", "hiercode", "vit")
 # the built-in data at the size of the real-data report: 71 hiragana, 44 writers (~9k images)
@@ -57,6 +56,8 @@ def main() -> None:
     parser.add_argument("--code", type=Path, help="train with the kanji_lab of another checkout")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args()
+    if args.code and not (args.code / "kanji_lab" / "__init__.py").is_file():
+        parser.error(f"--code {args.code}: not a checkout of kanji_lab (no kanji_lab/__init__.py)")
     data = [f"data.root={args.etl_root}"] if args.etl_root else SMALL_SYNTHETIC
     common = [
         *data,
@@ -78,17 +79,9 @@ def main() -> None:
                 "seconds": round(trained.seconds, 1),
             }
             print(model, rows[model], flush=True)
-    code = commit_of(args.code) if args.code else None
+    code = git("rev-parse", "HEAD", cwd=args.code) if args.code else None
     result = {"command_overrides": common, "code": code, "settle": args.settle, "models": rows}
     record(args.name, result, markdown(result))
-
-
-def commit_of(checkout: Path) -> str:
-    """The commit a checkout has out."""
-    done = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
 
 
 def markdown(result: dict) -> str:

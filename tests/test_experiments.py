@@ -228,3 +228,22 @@ def test_etl_like_refuses_classes_etl9g_lacks(tmp_path, capsys, monkeypatch):
         etl_like.main()
     assert "ETL9G does not hold" in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "nothing is written for a refused class set"
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("etl_like", ["out", "--writers", "0"], "at least one writer"),
+        ("val_stability", ["--code", "nowhere"], "not a checkout of kanji_lab"),
+    ],
+)
+def test_experiment_scripts_refuse_bad_arguments(
+    script, argv, message, tmp_path, capsys, monkeypatch
+):
+    module = importlib.import_module(f"experiments.{script}")
+    argv = [str(tmp_path / a) if a in ("out", "nowhere") else a for a in argv]
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
+    with pytest.raises(SystemExit):
+        module.main()
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()), "nothing is written for refused arguments"
