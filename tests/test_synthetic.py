@@ -310,31 +310,6 @@ def test_held_out_writers_write_their_share_and_are_the_ones_the_split_holds_out
     assert len(build(by_sample)) == len(full)
 
 
-def test_training_writers_write_their_share_of_classes_spread_evenly(tmp_path):
-    """data.train_classes: each training writer writes that share of the classes, each class is
-    written by nearly that share of them (not left to chance), held-out writers write all."""
-    classes = "あいうえおかきくけこ亜唖娃阿哀愛挨姶逢葵茜穐悪握渥旭葦芦鯵梓圧斡扱宛姐虻"
-    writers = {"pen": 6, "pencil": 6, "touch": 6}
-    data = build(make_cfg(tmp_path, classes=classes, writers=writers, kana_copies=1,
-                          heldout_classes=None, train_classes=0.5))  # fmt: skip
-    split = splits.split_indices(data.writers, data.sources, val=0.1, test=0.1, seed=0)
-    ids, codes = np.asarray(data.writers), np.asarray(data.codepoints)
-    per_writer = Counter(ids.tolist())
-    train_writers = set(ids[split["train"]].tolist())
-    for writer in per_writer:
-        expected = 0.5 if writer in train_writers else 1.0
-        assert abs(per_writer[writer] / len(classes) - expected) < 0.2, writer
-    per_class = Counter(codes[split["train"]].tolist())
-    assert len(per_class) == len(classes)
-    assert max(per_class.values()) - min(per_class.values()) <= 2
-
-
-@pytest.mark.parametrize("share", [0, 1.5])
-def test_a_training_share_outside_0_1_is_refused(tmp_path, share) -> None:
-    with pytest.raises(DataSourceError, match="train_classes must be in"):
-        build(make_cfg(tmp_path, train_classes=share))
-
-
 def test_a_font_writer_writes_each_font_thin_and_bold(tmp_path: Path, monkeypatch) -> None:
     """A font writer's emboldening varies by a pixel between samples (a writer drawn at weight 0
     of a serif font alone left thin Mincho unseen); a hand over a font glyph keeps its width."""

@@ -59,8 +59,6 @@ BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout
 _HELDOUT_STREAM = 0x110002  # which classes a validation or test writer writes
-_TRAIN_STREAM = 0x110003  # which classes each training writer writes (data.train_classes)
-_GOLDEN = (5**0.5 - 1) / 2  # offsets k x this (mod 1) stay evenly spread for any count k
 
 # Per process: the strokes of every class, set before generating.
 _STROKES: dict[str, kanjivg.Character] = {}
@@ -100,10 +98,7 @@ def generate(
         _check_fallback(font_only, font_files)
     copies = _kana_copies(cfg)
     shares = held_out_shares(cfg, writers)
-    tasks = list(
-        _tasks(_seed(cfg), classes, writers, font_files, all_strokes, copies, shares,
-               train_share(cfg))
-    )  # fmt: skip
+    tasks = list(_tasks(_seed(cfg), classes, writers, font_files, all_strokes, copies, shares))
     n_workers = int(cfg.get("workers", 0)) or os.cpu_count() or 1
     families = [f for f in render.FAMILIES if writers[f]]
     total = sum(len(task[4]) for task in tasks)  # at most: fonts may lack a few glyphs
@@ -203,32 +198,23 @@ def _tasks(
     all_strokes: dict[str, kanjivg.Character],
     kana_copies: int = 1,
     shares: dict[int, float] | None = None,
-    train: float = 1.0,
 ) -> Iterator[Task]:
     """Blocks of work: writers numbered family by family, each writing every class it can (kana
     ``kana_copies`` times, each copy drawn anew, but a kana that yields to a look-alike twin once):
     with fonts, every class; without, those with KanjiVG strokes. A writer with a share in
-    ``shares`` (a validation or test writer) writes that share of them, a random subset; every
-    other writer the share ``train`` (see :func:`train_share`)."""
+    ``shares`` (a validation or test writer) writes that share of them, a random subset."""
     drawable = classes if font_files else [c for c in classes if c in all_strokes]
     yielding = yielding_twins(classes)
     shares = shares or {}
-    items = [(c, copy) for c in drawable for copy in range(_copies(c, kana_copies, yielding))]
-    # each item's place on a circle; the k-th training writer keeps the arc of length `train`
-    # from k x the golden ratio, so every item is written by nearly `train` x them, not by chance
-    place = np.random.default_rng([seed, _TRAIN_STREAM]).random(len(items))
-    writer = trainer = 0
+    writer = 0
     for family in render.FAMILIES:
         for k in range(writers[family]):
             font_file = font_files[k % len(font_files)] if family in render.FONT_FAMILIES else ""
-            chars = items
+            chars = [(c, copy) for c in drawable
+                     for copy in range(_copies(c, kana_copies, yielding))]  # fmt: skip
             if writer in shares:
                 kept = np.random.default_rng([seed, writer, _HELDOUT_STREAM]).random(len(chars))
                 chars = [item for item, u in zip(chars, kept, strict=True) if u < shares[writer]]
-            elif train < 1:
-                kept = (place - trainer * _GOLDEN) % 1.0 < train
-                chars = [item for item, keep in zip(items, kept, strict=True) if keep]
-                trainer += 1
             for start in range(0, len(chars), BLOCK):
                 yield seed, writer, family, font_file, tuple(chars[start : start + BLOCK])
             writer += 1
@@ -237,10 +223,9 @@ def _tasks(
 def held_out_shares(cfg: DictConfig, writers: dict[str, int]) -> dict[int, float]:
     """Writer id -> share of the classes it writes, for the validation and test writers that
     ``data.split`` will hold out (the same split the data module makes: writers numbered family by
-    family, stratified by family) when ``data.heldout_classes`` gives a share below 1 (or, when
-    training writers write a share of their own, every held-out writer, 1 for every class). They
-    only measure, so writing fewer images saves generation and evaluation time. Empty when
-    splitting by sample or when no share is set."""
+    family, stratified by family) when ``data.heldout_classes`` gives a share below 1. They only
+    measure, so writing fewer images saves generation and evaluation time. Empty when splitting by
+    sample or when no share is set."""
     given = cfg.get("heldout_classes") or {}
     split = cfg.get("split") or {}
     unknown = sorted(set(given) - {"val", "test"})
@@ -249,8 +234,7 @@ def held_out_shares(cfg: DictConfig, writers: dict[str, int]) -> dict[int, float
     shares = {name: float(given[name]) for name in given if given[name] is not None}
     if any(not 0 < share <= 1 for share in shares.values()):
         raise DataSourceError(f"data.heldout_classes shares must be in (0, 1], got {shares}")
-    every = train_share(cfg) < 1  # held-out writers are then told apart from training writers
-    if split.get("by", "writer") != "writer" or not (shares or every):
+    if split.get("by", "writer") != "writer" or not shares:
         return {}
     families = [f for f in render.FAMILIES if writers[f]]
     per_writer = [families.index(f) for f in families for _ in range(writers[f])]
@@ -263,22 +247,11 @@ def held_out_shares(cfg: DictConfig, writers: dict[str, int]) -> dict[int, float
         seed=split.get("seed", 0),
     )
     return {
-        int(w): shares.get(name, 1.0)
+        int(w): shares[name]
         for name in SPLITS
-        if shares.get(name, 1.0) < 1 or (every and name != "train")
+        if shares.get(name, 1.0) < 1
         for w in ids[assigned[name]]
     }
-
-
-def train_share(cfg: DictConfig) -> float:
-    """``data.train_classes``: the share of the classes each training writer writes (1 = all).
-    Below 1, the same number of images comes from more writers: more hands for the same
-    generation and training time."""
-    share = cfg.get("train_classes")
-    share = 1.0 if share is None else float(share)
-    if not 0 < share <= 1:
-        raise DataSourceError(f"data.train_classes must be in (0, 1], got {share}")
-    return share
 
 
 def _copies(char: str, kana_copies: int, yielding: set[str]) -> int:
@@ -372,5 +345,4 @@ def _fingerprint(cfg: DictConfig, classes: list[str], writers: dict[str, int]) -
         "fonts": font_specs if any(writers[f] for f in render.FONT_FAMILIES) else [],
         "classes": hashlib.sha1("".join(classes).encode()).hexdigest(),
         "heldout": {str(w): share for w, share in held_out_shares(cfg, writers).items()},
-        **({"train_classes": train_share(cfg)} if train_share(cfg) < 1 else {}),
     }
