@@ -151,7 +151,8 @@ def _lines(mask, cover, rules, across):  # pragma: no cover - compiled
         while stop < side and cover[stop] >= 0.5 * length:
             stop += 1
         if stop - a > rules.line * side:
-            full[a:stop] = False
+            for b in range(a, stop):
+                full[b] = False
         a = stop
     return full
 
@@ -187,7 +188,9 @@ def _runs(mask, scratch):  # pragma: no cover - compiled
         k += inside
         if n + k // 2 > scratch.shape[1]:  # more runs than room: a larger scratch
             larger = np.empty((5, 2 * (n + k // 2)), np.int64)
-            larger[:, :n] = scratch[:, :n]
+            for q in range(5):  # (loops: a 2-D slice copy takes numba seconds to compile)
+                for r in range(n):
+                    larger[q, r] = scratch[q, r]
             scratch = larger
             row, first, last, parent = scratch[0], scratch[1], scratch[2], scratch[3]
         for j in range(0, k, 2):
@@ -254,7 +257,8 @@ def _dropped(mass, box, row, first, last, piece, height, width, rules):  # pragm
         return np.zeros(count, np.bool_)
     nearest = np.empty(count, np.int64)
     while True:
-        body = np.array([np.iinfo(np.int64).max, -1, np.iinfo(np.int64).max, -1])
+        body = np.empty(4, np.int64)
+        body[0], body[1], body[2], body[3] = np.iinfo(np.int64).max, -1, np.iinfo(np.int64).max, -1
         for p in range(count):
             if kept[p]:
                 body[0], body[1] = min(body[0], box[p, 0]), max(body[1], box[p, 1])

@@ -178,7 +178,7 @@ def _contrast(image, rank, peak_floor):  # pragma: no cover - compiled
         border[image[y, 0]] += 1
         border[image[y, width - 1]] += 1
     # the median: the lowest level that at least half of the border is at or below
-    need, paper, seen = (border.sum() + 1) // 2, 0, 0
+    need, paper, seen = (2 * width + 2 * max(height - 2, 0) + 1) // 2, 0, 0
     for v in range(256):
         seen += border[v]
         if seen >= need:
@@ -195,7 +195,9 @@ def _contrast(image, rank, peak_floor):  # pragma: no cover - compiled
         parts[3, flat[j + 3]] += 1
     for j in range(quarter, len(flat)):
         parts[0, flat[j]] += 1
-    hist = parts.sum(axis=0)
+    hist = np.empty(256, np.int64)  # (a loop: numba compiles an axis sum for seconds)
+    for v in range(256):
+        hist[v] = parts[0, v] + parts[1, v] + parts[2, v] + parts[3, v]
     top, brightest, seen = 0, -1, 0
     for v in range(255, -1, -1):  # the rank-th brightest pixel's level, and the brightest
         if brightest < 0 and hist[v] > 0:
@@ -313,14 +315,10 @@ def _mass_box(ink, mask, trim):  # pragma: no cover - compiled
             total += v
             cols[x] += v
         rows[y] = total
-    return np.array(
-        [
-            _quantile(rows, trim),
-            height - _quantile(rows[::-1], trim),
-            _quantile(cols, trim),
-            width - _quantile(cols[::-1], trim),
-        ]
-    )
+    box = np.empty(4)
+    box[0], box[1] = _quantile(rows, trim), height - _quantile(rows[::-1], trim)
+    box[2], box[3] = _quantile(cols, trim), width - _quantile(cols[::-1], trim)
+    return box
 
 
 @njit(cache=True)
