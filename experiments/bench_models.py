@@ -19,6 +19,13 @@ the development set's samples of those kanji.
     python experiments/bench_models.py --classes 3036 --seen 2000 --unseen 965   # full scale
     python experiments/bench_models.py --classes 3036 --skip zero-shot --one-seed \
         --record bench_models_full --models cnn rnn hiercode vit   # the full-scale table
+    python experiments/bench_models.py --etl-root ~/etl --etl-data etl9g --epochs 15 \
+        --record bench_models_etl9g   # part 1 on ETL-format files (every class they hold)
+
+Each row also carries validation top-1 epoch by epoch and its largest fall from one epoch to the
+next after ``--settle`` epochs: on a real-format set of tens of steps per epoch, validation that
+swings while training is smooth shows there first. With ``--etl-root`` part 1 trains on the ETL
+files of ``--etl-data`` under that folder instead of the synthetic data (part 2 stays synthetic).
 
 Writes experiments/results/bench_models*.json / .md and their results blocks in
 experiments/README.md.
@@ -42,7 +49,14 @@ from kanji_lab.deploy.weights import load_weights
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
-from experiments.harness import Workspace, budget, evenly, workspace  # noqa: E402
+from experiments.harness import (  # noqa: E402
+    Workspace,
+    budget,
+    epoch_val_top1,
+    evenly,
+    largest_drop,
+    workspace,
+)
 from experiments.realsets import TOMOE, stroke_data  # noqa: E402
 from experiments.results_io import RESULTS, record  # noqa: E402
 
@@ -103,14 +117,19 @@ def realdev_top1(run_dir: Path, ws: Workspace) -> dict[str, Any]:
     return {"realdev_top1": m["top1"], "realdev_samples": m["scored"]}
 
 
-def train_model(name: str, extra: list[str], common: list[str], ws: Workspace) -> dict:
+def train_model(
+    name: str, extra: list[str], common: list[str], ws: Workspace, settle: int = 3
+) -> dict:
     trained = ws.train([*MODELS[name], *common, *extra])
     run_dir, m = trained.run_dir, trained.metrics
     weights = run_dir / "model.safetensors"
+    curve = epoch_val_top1(run_dir)
     row = {
         "model": name,
         "top1": m.get("test/acc"),
         "top5": m.get("test/acc_top5"),
+        "val_top1": [round(v, 4) for v in curve],
+        "largest_val_drop": round(largest_drop(curve, settle), 4),
         **realdev_top1(run_dir, ws),
         "codebook": m.get("codebook"),
         "parameters": m["parameters"],
@@ -127,22 +146,28 @@ def train_model(name: str, extra: list[str], common: list[str], ws: Workspace) -
     return row
 
 
-def common_overrides(classes: list[str], args: argparse.Namespace) -> list[str]:
+def common_overrides(classes: list[str] | None, args: argparse.Namespace) -> list[str]:
+    """The overrides every run shares: ``classes`` of the synthetic data, or (``classes``
+    None) every class of the ETL files under ``--etl-root``."""
     out = budget(classes, args.epochs, args.seed, args.batch_size)
+    if classes is None:
+        return [f"data={args.etl_data}", f"data.root={args.etl_root}", *out]
     if args.writers:
         out += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
     return out
 
 
 def bench(args: argparse.Namespace, ws: Workspace) -> list[dict]:
-    common = common_overrides(evenly(etl9g_classes(), args.classes), args)
-    rows = [train_model(name, [], common, ws) for name in args.models]
+    classes = None if args.etl_root else evenly(etl9g_classes(), args.classes)
+    common = common_overrides(classes, args)
+    rows = [train_model(name, [], common, ws, args.settle) for name in args.models]
     reference = next((r for r in rows if r["model"] == "cnn"), None)
     close = [r for r in rows if reference and r is not reference and near(r, reference)]
     if close and not args.one_seed:  # under a point apart: one more seed for it and for the CNN
         again = [f"seed={args.seed + 1}"]
         for row in [reference, *close]:
-            row["top1_second_seed"] = train_model(row["model"], again, common, ws)["top1"]
+            second = train_model(row["model"], again, common, ws, args.settle)
+            row["top1_second_seed"] = second["top1"]
     return rows
 
 
@@ -181,8 +206,9 @@ def bench_table(rows: list[dict], setup: str) -> str:
         setup,
         "",
         "| model | top-1 (second seed) | top-5 | real dev top-1 (samples) | parameters | "
-        "MACs / image | train s / epoch | latency ms (batch 1, 1 thread) | INT8 ONNX |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "MACs / image | train s / epoch | latency ms (batch 1, 1 thread) | INT8 ONNX | "
+        "largest validation fall | validation top-1 by epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         size = f"{r['int8_onnx_bytes'] / 1e6:.2f} MB" if r["int8_onnx_bytes"] else "n/a"
@@ -191,10 +217,18 @@ def bench_table(rows: list[dict], setup: str) -> str:
             f"| {r['model']} | {pct(r['top1'])}{second} | {pct(r['top5'])} | "
             f"{pct(r.get('realdev_top1'))} ({r.get('realdev_samples', 0)}) | "
             f"{r['parameters']:,} | {r['macs'] / 1e6:.1f} M | {r['train_s_per_epoch']:.0f} | "
-            f"{r['latency_ms']:.2f} | {size} |"
+            f"{r['latency_ms']:.2f} | {size} | {validation_fall(r)} | "
+            f"{' '.join(f'{v:.3f}' for v in r.get('val_top1', []))} |"
         )
     lines += [codebook_line(r) for r in rows if r.get("codebook")]
     return "\n".join(lines)
+
+
+def validation_fall(row: dict) -> str:
+    """The largest fall of validation top-1 between epochs, in points (rows recorded before it
+    was measured: n/a)."""
+    drop = row.get("largest_val_drop")
+    return "n/a" if drop is None else f"{100 * drop:.1f} pts"
 
 
 def codebook_line(row: dict) -> str:
@@ -281,6 +315,16 @@ def main() -> None:
     )
     parser.add_argument("--skip", choices=["bench", "zero-shot"], help="run only the other part")
     parser.add_argument(
+        "--etl-root",
+        type=Path,
+        help="part 1 on the ETL-format files under this folder (every class they hold) instead "
+        "of synthetic data; part 2 is skipped",
+    )
+    parser.add_argument("--etl-data", default="etl9g", help="the data config of those files")
+    parser.add_argument(
+        "--settle", type=int, default=3, help="epochs left out of the largest validation fall"
+    )
+    parser.add_argument(
         "--threads", type=int, default=2, help="CPU threads per run (OMP_NUM_THREADS)"
     )
     parser.add_argument("--cache", help="cache folder to reuse (default: a fresh temporary one)")
@@ -291,17 +335,25 @@ def main() -> None:
         "settings must match the recorded run)",
     )
     args = parser.parse_args()
+    if args.etl_root:
+        check_etl_root(parser, args)
     with workspace(cache=args.cache, threads=args.threads) as ws:
         writers = f"{args.writers} writers per style family" if args.writers else "default writers"
+        data = (
+            f"ETL-format files (`data={args.etl_data}`, every class they hold)"
+            if args.etl_root
+            else f"Synthetic data, {writers}"
+        )
         setup = (
-            f"Synthetic data, {writers}, {args.epochs} epochs each, batch {args.batch_size}, "
+            f"{data}, {args.epochs} epochs each, batch {args.batch_size}, "
             f"seed {args.seed}, {args.threads} CPU thread(s) per run on a {os.cpu_count()}-core "
             "machine; command: `python experiments/bench_models.py "
             f"{' '.join(sys.argv[1:])}`."
         )
         if args.skip != "bench":
             rows = bench(args, ws)
-            text = f"{args.classes} classes (spread over ETL9G's 3,036). {setup}"
+            spread = f"{args.classes} classes (spread over ETL9G's 3,036). "
+            text = setup if args.etl_root else spread + setup
             recorded = {"args": vars(args), "rows": rows, "text": text}
             if args.update:
                 recorded, text = merged_with_recorded(args, rows, text)
@@ -314,6 +366,16 @@ def main() -> None:
             )
             result = {"args": vars(args), **zs}
             record(args.zero_shot_record, result, zero_shot_table(zs, text))
+
+
+def check_etl_root(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--etl-root`` must be a folder; part 2 (synthetic zero-shot) does not run with it."""
+    if not args.etl_root.expanduser().is_dir():
+        parser.error(f"--etl-root {args.etl_root}: no such folder (the ETL files' folder)")
+    if args.skip == "bench":
+        parser.error("--etl-root trains part 1; it cannot be skipped")
+    args.skip = "zero-shot"
+    args.etl_root = str(args.etl_root.expanduser().resolve())  # recorded in the JSON
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ classes of a reduced set (:func:`evenly`) and the overrides of a fixed budget (:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -33,11 +34,14 @@ def evenly(chars: list[str], n: int) -> list[str]:
     return [chars[i * len(chars) // n] for i in range(n)]
 
 
-def budget(classes: list[str], epochs: int, seed: int = 42, batch_size: int = 256) -> list[str]:
-    """Training overrides of a fixed budget: ``classes``, epochs, seed and batch, every epoch
-    trained (no early stopping), no progress bar and no ONNX export."""
+def budget(
+    classes: list[str] | None, epochs: int, seed: int = 42, batch_size: int = 256
+) -> list[str]:
+    """Training overrides of a fixed budget: ``classes`` (None: the source's own, as for ETL
+    files), epochs, seed and batch, every epoch trained (no early stopping), no progress bar and
+    no ONNX export."""
     return [
-        f"data.classes='{''.join(classes)}'",
+        *([f"data.classes='{''.join(classes)}'"] if classes is not None else []),
         f"trainer.max_epochs={epochs}",
         f"seed={seed}",
         f"batch_size={batch_size}",
@@ -45,6 +49,20 @@ def budget(classes: list[str], epochs: int, seed: int = 42, batch_size: int = 25
         "export.onnx=false",
         "callbacks.early_stopping=null",
     ]
+
+
+def epoch_val_top1(run_dir: Path) -> list[float]:
+    """Validation top-1 of each epoch, from the run's CSV log."""
+    (log,) = (run_dir / "csv").glob("**/metrics.csv")
+    with log.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/acc")]
+    return [float(r["val/acc"]) for r in sorted(rows, key=lambda r: int(r["epoch"]))]
+
+
+def largest_drop(curve: list[float], settle: int) -> float:
+    """The largest fall of validation top-1 from one epoch to the next, after ``settle`` epochs."""
+    tail = curve[settle:]
+    return max([0.0, *(a - b for a, b in zip(tail[:-1], tail[1:], strict=True))])
 
 
 def run_module(

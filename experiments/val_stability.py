@@ -19,31 +19,16 @@ Writes experiments/results/val_stability.json and .md (and the block in experime
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
-from experiments.harness import workspace  # noqa: E402
+from experiments.harness import epoch_val_top1, largest_drop, workspace  # noqa: E402
 from experiments.results_io import git, record  # noqa: E402
 
 MODELS = ("cnn", "rnn", "hiercode", "vit")
 # the built-in data at the size of the real-data report: 71 hiragana, 44 writers (~9k images)
 SMALL_SYNTHETIC = ["data=synthetic", "data.classes=hiragana"]
-
-
-def epoch_val_top1(run_dir: Path) -> list[float]:
-    """Validation top-1 of each epoch, from the run's CSV log."""
-    (log,) = (run_dir / "csv").glob("**/metrics.csv")
-    with log.open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val/acc")]
-    return [float(r["val/acc"]) for r in sorted(rows, key=lambda r: int(r["epoch"]))]
-
-
-def largest_drop(curve: list[float], settle: int) -> float:
-    """The largest fall of validation top-1 from one epoch to the next, after ``settle`` epochs."""
-    tail = curve[settle:]
-    return max([0.0, *(a - b for a, b in zip(tail[:-1], tail[1:], strict=True))])
 
 
 def main() -> None:

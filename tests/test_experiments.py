@@ -170,7 +170,8 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
 
 
 def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
-    from experiments.val_stability import epoch_val_top1, largest_drop, markdown
+    from experiments.harness import epoch_val_top1, largest_drop
+    from experiments.val_stability import markdown
 
     log = tmp_path / "csv" / "version_0" / "metrics.csv"
     log.parent.mkdir(parents=True)
@@ -247,3 +248,43 @@ def test_experiment_scripts_refuse_bad_arguments(
         module.main()
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir()), "nothing is written for refused arguments"
+
+
+def test_bench_models_refuses_an_etl_root_that_is_no_folder(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / "bench_models.py"), "--etl-root", str(tmp_path / "no")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--etl-root" in done.stderr and "no such folder" in done.stderr
+    done = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / "bench_models.py"), "--etl-root", str(tmp_path),
+         "--skip", "bench"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "cannot be skipped" in done.stderr
+
+
+@pytest.mark.slow  # ~1 min: one CNN trained for 3 epochs on 12 writers' ETL9G-format cells
+def test_bench_models_trains_on_etl_format_files_and_reports_each_epochs_validation(
+    tmp_path, monkeypatch
+):
+    from experiments import bench_models
+    from experiments.etl_like import write
+
+    root = tmp_path / "etl"
+    write(root, list("あいう"), writers=12)
+    recorded = {}
+    monkeypatch.setattr(bench_models, "record", lambda name, r, text: recorded.update({name: r}))
+    monkeypatch.setattr(bench_models, "realdev_top1", lambda run, ws: {"realdev_top1": None})
+    monkeypatch.setattr(
+        sys, "argv",
+        ["bench_models.py", "--etl-root", str(root), "--models", "cnn", "--epochs", "3",
+         "--one-seed", "--batch-size", "16", "--record", "etl_check"],
+    )  # fmt: skip
+    bench_models.main()
+    (row,) = recorded["etl_check"]["rows"]
+    assert len(row["val_top1"]) == 3 and 0 <= row["largest_val_drop"] <= 1
+    assert row["top1"] is not None and "data=etl9g" in recorded["etl_check"]["text"]
+    assert "bench_models_zeroshot" not in recorded  # part 2 is synthetic: skipped
+    curve = " ".join(f"{v:.3f}" for v in row["val_top1"])
+    assert f"| {curve} |" in bench_models.bench_table([row], "setup")

@@ -425,7 +425,7 @@ def test_every_architecture_learns_etl_format_cells_without_falling_back(
     """``model=<arch>`` as shipped learns 8 hiragana from ETL9G-format form cells (neighbour
     fragments, 4-bit scans) read through ``data=etl9g``, and its validation accuracy does not
     fall back once learned (issue 19's swings came with framing that moved with the fragments)."""
-    from experiments.val_stability import epoch_val_top1, largest_drop
+    from experiments.harness import epoch_val_top1, largest_drop
 
     data = ["data=etl9g", f"data.root={etl_like_root}", "callbacks.early_stopping=null"]
     overrides = [*data, f"model={arch}", "trainer.max_epochs=8", "batch_size=32"]
