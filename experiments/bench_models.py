@@ -20,12 +20,13 @@ the development set's samples of those kanji.
     python experiments/bench_models.py --classes 3036 --skip zero-shot --one-seed \
         --record bench_models_full --models cnn rnn hiercode vit   # the full-scale table
     python experiments/bench_models.py --etl-root ~/etl --etl-data etl9g --epochs 15 \
-        --record bench_models_etl9g   # part 1 on ETL-format files (every class they hold)
+        --etl-classes hiragana --record bench_models_etl9g   # part 1 on ETL-format files
 
 Each row also carries validation top-1 epoch by epoch and its largest fall from one epoch to the
 next after ``--settle`` epochs: on a real-format set of tens of steps per epoch, validation that
 swings while training is smooth shows there first. With ``--etl-root`` part 1 trains on the ETL
-files of ``--etl-data`` under that folder instead of the synthetic data (part 2 stays synthetic).
+files of ``--etl-data`` under that folder (``--etl-classes``: a subset of their classes) instead
+of the synthetic data (part 2 stays synthetic).
 
 Writes experiments/results/bench_models*.json / .md and their results blocks in
 experiments/README.md.
@@ -151,7 +152,8 @@ def common_overrides(classes: list[str] | None, args: argparse.Namespace) -> lis
     None) every class of the ETL files under ``--etl-root``."""
     out = budget(classes, args.epochs, args.seed, args.batch_size)
     if classes is None:
-        return [f"data={args.etl_data}", f"data.root={args.etl_root}", *out]
+        kept = [f"data.classes='{args.etl_classes}'"] if args.etl_classes else []
+        return [f"data={args.etl_data}", f"data.root={args.etl_root}", *kept, *out]
     if args.writers:
         out += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
     return out
@@ -321,6 +323,9 @@ def main() -> None:
         "of synthetic data; part 2 is skipped",
     )
     parser.add_argument("--etl-data", default="etl9g", help="the data config of those files")
+    parser.add_argument(
+        "--etl-classes", help="only these classes of the files (data.classes: hiragana, ...)"
+    )
     parser.add_argument(
         "--settle", type=int, default=3, help="epochs left out of the largest validation fall"
     )

@@ -242,3 +242,37 @@ def test_auto_falls_back_to_synthetic(tmp_path, monkeypatch, caplog):
 def test_unknown_part_in_parts(root, tmp_path):
     with pytest.raises(DataSourceError, match="unknown ETL parts"):
         build("combined_all_etl", root, tmp_path, parts=["ETL10"])
+
+
+def test_data_classes_keeps_those_classes_of_etl_files(root, tmp_path):
+    """data.classes on ETL data: the vocabulary and every split hold those classes alone."""
+    cfg = data_cfg("combined_all_etl", root, tmp_path, classes="亜あ")
+    cfg.split = {"by": "writer", "val": 0.25, "test": 0.25, "seed": 0}
+    dm = CharacterDataModule(cfg)
+    dm.setup("fit")
+    assert dm.labels == ["あ", "亜"]
+    codes = np.asarray(dm.data.codepoints)
+    kept = np.concatenate([dm.splits[k] for k in ("train", "val", "test")])
+    assert set(codes[kept].tolist()) == {ord("あ"), ord("亜")}
+    assert len(kept) == np.isin(codes, [ord("あ"), ord("亜")]).sum() == len(dm.splits["all"])
+
+
+@pytest.mark.parametrize(
+    "classes, message", [("ヴ", "keeps none of the"), ("nosuchset", "not a named class set")]
+)
+def test_data_classes_that_keep_nothing_are_refused(root, tmp_path, classes, message):
+    dm = CharacterDataModule(data_cfg("etl9g", root, tmp_path, classes=classes))
+    with pytest.raises(DataSourceError, match=message):
+        dm.setup("fit")
+
+
+def test_extra_synthetic_samples_are_made_for_the_kept_classes_only(root, tmp_path):
+    cfg = data_cfg("etl9g", root, tmp_path, classes="あ", extra=["synthetic"], extra_below=None)
+    dm = CharacterDataModule(cfg)
+    dm.setup("fit")
+    assert dm.labels == ["あ"]
+    names = np.array(dm.data.source_names)[np.asarray(dm.data.sources)]
+    synthetic = np.char.startswith(names.astype(str), "synthetic/")
+    assert synthetic.any() and set(np.asarray(dm.data.codepoints)[synthetic].tolist()) == {
+        ord("あ")
+    }

@@ -5,6 +5,7 @@ shared code comes from ``experiments.<module>``, and only experiments/_bootstrap
 
 import ast
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -273,18 +274,25 @@ def test_bench_models_trains_on_etl_format_files_and_reports_each_epochs_validat
 
     root = tmp_path / "etl"
     write(root, list("あいう"), writers=12)
-    recorded = {}
-    monkeypatch.setattr(bench_models, "record", lambda name, r, text: recorded.update({name: r}))
+    recorded, labels = {}, []
+
+    def record(name: str, result: dict, text: str) -> None:  # while the runs still exist
+        recorded[name] = result
+        for row in result["rows"]:
+            labels.append(json.loads((Path(row["run_dir"]) / "labels.json").read_text("utf-8")))
+
+    monkeypatch.setattr(bench_models, "record", record)
     monkeypatch.setattr(bench_models, "realdev_top1", lambda run, ws: {"realdev_top1": None})
     monkeypatch.setattr(
         sys, "argv",
         ["bench_models.py", "--etl-root", str(root), "--models", "cnn", "--epochs", "3",
-         "--one-seed", "--batch-size", "16", "--record", "etl_check"],
+         "--one-seed", "--batch-size", "16", "--record", "etl_check", "--etl-classes", "あい"],
     )  # fmt: skip
     bench_models.main()
     (row,) = recorded["etl_check"]["rows"]
     assert len(row["val_top1"]) == 3 and 0 <= row["largest_val_drop"] <= 1
     assert row["top1"] is not None and "data=etl9g" in recorded["etl_check"]["text"]
+    assert labels == [{"labels": ["あ", "い"]}]  # --etl-classes
     assert "bench_models_zeroshot" not in recorded  # part 2 is synthetic: skipped
     curve = " ".join(f"{v:.3f}" for v in row["val_top1"])
     assert f"| {curve} |" in bench_models.bench_table([row], "setup")

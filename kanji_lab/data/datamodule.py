@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from kanji_lab.data import checks, radicals, sources
 from kanji_lab.data.augment import BatchAugment
 from kanji_lab.data.cache import CharacterSet, open_cache
+from kanji_lab.data.charsets import ClassSetError, class_codes
 from kanji_lab.data.splits import split_indices, train_only
 from kanji_lab.errors import DataSourceError
 
@@ -207,8 +208,11 @@ class CharacterDataModule(pl.LightningDataModule):
         self.data = open_cache(Path(sources.build_cache(self.cfg, progress=True)))
         if len(self.data) == 0:
             raise DataSourceError(f"data source {self.cfg.name!r} holds no samples")
-        if self.labels is None:
+        kept = self._kept_samples()
+        if self.labels is None and kept is None:
             self.labels = self.data.characters
+        elif self.labels is None:
+            self.labels = [chr(c) for c in np.unique(self.data.codepoints[kept])]
         self.targets = encode_targets(self.data.codepoints, self.labels)
         split = self.cfg.get("split", {})
         self.splits = split_indices(
@@ -226,12 +230,33 @@ class CharacterDataModule(pl.LightningDataModule):
             self.data.info.get("train_only", []),
         )
         self.splits["all"] = np.arange(len(self.data))
+        if kept is not None:
+            self.splits = {name: rows[kept[rows]] for name, rows in self.splits.items()}
         blank = checks.blank_counts(self.data.images, self.data.sources, self.data.source_names)
         for warning in checks.blank_warnings(blank):
             log.warning("%s", warning)
             self.data.info.setdefault("warnings", []).append(warning)
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data %s: %d classes; samples: %s", self.cfg.name, len(self.labels), counts)
+
+    def _kept_samples(self) -> np.ndarray | None:
+        """Which samples ``data.classes`` keeps (a boolean mask; None when it is unset); a spec
+        that keeps none of the data's samples is an error naming what the data holds."""
+        try:
+            codes = class_codes(self.cfg.get("classes"))
+        except ClassSetError as error:
+            raise DataSourceError(str(error)) from None
+        if codes is None:
+            return None
+        kept = np.isin(self.data.codepoints, codes)
+        if not kept.any():
+            held = "".join(self.data.characters[:40])
+            raise DataSourceError(
+                f"data.classes={self.cfg.classes} keeps none of the {len(self.data)} samples of "
+                f"{self.cfg.name!r}, which holds {len(self.data.characters)} classes ({held}...); "
+                "choose classes it has, or data.classes=null for all"
+            )
+        return kept
 
     def place(self, device: torch.device) -> None:
         """Hold the images and targets on ``device`` (moving them from where they are) when

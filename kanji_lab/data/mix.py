@@ -20,6 +20,7 @@ from omegaconf import DictConfig, open_dict
 
 from kanji_lab.config import data_config
 from kanji_lab.data import cache, cache_writer
+from kanji_lab.data.charsets import class_codes
 from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,11 @@ def build_with_extra(cfg: DictConfig, progress: bool, build: Builder) -> Path:
         main_cfg.extra = []
     main_dir = build(main_cfg, progress)
     main = cache.open_cache(main_dir)
-    wanted = classes_needing_samples(main.codepoints, cfg.get("extra_below"))
+    codes = np.asarray(main.codepoints)
+    kept = class_codes(cfg.get("classes"))  # data.classes: extra samples for those alone
+    wanted = classes_needing_samples(
+        codes if kept is None else codes[np.isin(codes, kept)], cfg.get("extra_below")
+    )
     if not wanted:
         log.info("data.extra: every class has at least %s samples; nothing added", cfg.extra_below)
         return main_dir
