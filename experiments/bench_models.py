@@ -319,8 +319,8 @@ def main() -> None:
     parser.add_argument(
         "--etl-root",
         type=Path,
-        help="part 1 on the ETL-format files under this folder (every class they hold) instead "
-        "of synthetic data; part 2 is skipped",
+        help="part 1 on the ETL-format files under this folder (every class they hold, or "
+        "--etl-classes) instead of synthetic data; part 2 is skipped",
     )
     parser.add_argument("--etl-data", default="etl9g", help="the data config of those files")
     parser.add_argument(
@@ -344,8 +344,9 @@ def main() -> None:
         check_etl_root(parser, args)
     with workspace(cache=args.cache, threads=args.threads) as ws:
         writers = f"{args.writers} writers per style family" if args.writers else "default writers"
+        classes = f"classes `{args.etl_classes}`" if args.etl_classes else "every class they hold"
         data = (
-            f"ETL-format files (`data={args.etl_data}`, every class they hold)"
+            f"ETL-format files (`data={args.etl_data}`, {classes})"
             if args.etl_root
             else f"Synthetic data, {writers}"
         )

@@ -217,14 +217,6 @@ NAMED_SETS = {
 
 
 # names that look like set names but have no list here
-def class_codes(spec: str | None, key: str = "data.classes") -> np.ndarray | None:
-    """The code points a class spec keeps (see :func:`resolve_classes`), as a filter on the
-    samples of any source; None for no spec (every class)."""
-    if spec is None:
-        return None
-    return np.array([ord(c) for c in resolve_classes(spec, key)], dtype=np.int32)
-
-
 _UNAVAILABLE = {
     "etl8g": "ETL8G's 881 kanji (the 1958 education list) ship with no package here: train on "
     "the real files with data=etl8g, or pass the characters as a quoted string",
@@ -259,3 +251,11 @@ def resolve_classes(spec: str, key: str = "data.classes") -> list[str]:
             )
         chars += NAMED_SETS[name]()
     return list(dict.fromkeys(chars))
+
+
+def class_codes(spec: str | None, key: str = "data.classes") -> np.ndarray | None:
+    """The code points a class spec keeps (see :func:`resolve_classes`), as a filter on the
+    samples of any source; None for no spec (every class)."""
+    if spec is None:
+        return None
+    return np.array([ord(c) for c in resolve_classes(spec, key)], dtype=np.int32)
