@@ -342,6 +342,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.etl_root:
         check_etl_root(parser, args)
+    elif args.etl_classes:
+        parser.error("--etl-classes needs --etl-root (the synthetic data takes --classes)")
     with workspace(cache=args.cache, threads=args.threads) as ws:
         writers = f"{args.writers} writers per style family" if args.writers else "default writers"
         classes = f"classes `{args.etl_classes}`" if args.etl_classes else "every class they hold"
@@ -380,6 +382,8 @@ def check_etl_root(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error(f"--etl-root {args.etl_root}: no such folder (the ETL files' folder)")
     if args.skip == "bench":
         parser.error("--etl-root trains part 1; it cannot be skipped")
+    if args.writers:
+        parser.error("--writers sets synthetic writers; ETL files have their own")
     args.skip = "zero-shot"
     args.etl_root = str(args.etl_root.expanduser().resolve())  # recorded in the JSON
 

@@ -263,6 +263,15 @@ def test_bench_models_refuses_an_etl_root_that_is_no_folder(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "cannot be skipped" in done.stderr
+    for given, message in [
+        (["--etl-root", str(tmp_path), "--writers", "3"], "ETL files have their own"),
+        (["--etl-classes", "hiragana"], "needs --etl-root"),
+    ]:  # switches that would do nothing
+        done = subprocess.run(
+            [sys.executable, str(EXPERIMENTS / "bench_models.py"), *given],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert done.returncode == 2 and message in done.stderr, given
 
 
 @pytest.mark.slow  # ~1 min: one CNN trained for 3 epochs on 12 writers' ETL9G-format cells
