@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = ["Candidate", "ModelError", "ReadError", "Reading", "Recognizer", "Shi
 REGISTRY = Path(__file__).parent / "shipped" / "registry.json"
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
 Strokes = Sequence[Sequence[Sequence[float]]]  # strokes of (x, y) points, y down
+Prepared = tuple[str, "np.ndarray | Reading"]  # an input's source and its model image or error
 _INVERT = {"auto", "true", "false"}
 _NO_MODEL = (
     "no model is shipped with kanji_lab yet: pass a run directory or an .onnx file, "
@@ -155,8 +157,9 @@ class Recognizer:
     ``model.int8.onnx``), the name of a shipped model, or None for the default shipped model.
     ``prior``: weight of the character-frequency prior (:mod:`kanji_lab.prior`; 0: off).
     ``invert``: ink polarity of images, ``"auto"`` (from each image's border), ``"true"`` (dark
-    ink on light paper) or ``"false"``. ``threads``: ONNX Runtime threads (None: its default).
-    Raises :class:`ModelError` when no model can be loaded from ``model``.
+    ink on light paper) or ``"false"``. ``threads``: ONNX Runtime threads and the threads that
+    decode and normalise images in :meth:`read_many` (None: the runtime's default and every
+    core). Raises :class:`ModelError` when no model can be loaded from ``model``.
     """
 
     def __init__(
@@ -173,6 +176,7 @@ class Recognizer:
         self.prior = checked_weight(prior)
         self.shipped, path = _resolve(model)
         self._model: OnnxModel = open_onnx(path, threads)
+        self._workers = threads or os.cpu_count() or 1
         if self.shipped and self.shipped.classes != len(self.labels):
             raise ModelError(
                 f"shipped model {self.shipped.name}: the registry says {self.shipped.classes} "
@@ -234,32 +238,41 @@ class Recognizer:
     def read_iter(
         self, inputs: Iterable[ImageInput], k: int = 1, batch_size: int = 256
     ) -> Iterator[Reading]:
-        """:meth:`read_many`, yielding the readings of each batch as soon as it is done."""
+        """:meth:`read_many`, yielding the readings of each batch as soon as it is done. Images
+        are decoded and normalised on every core (``threads``), the next batch while the model
+        reads this one."""
         _check_positive(k=k, batch_size=batch_size)
         if isinstance(inputs, str | os.PathLike | Image.Image):
             raise TypeError("read_many takes a list of inputs; read() takes one")
         items = iter(inputs)
-        start = 0
-        while chunk := list(itertools.islice(items, batch_size)):
-            yield from self._read_chunk(chunk, start, k)
-            start += len(chunk)
+        with ThreadPoolExecutor(self._workers) as pool:
+            ahead: list[Future[Prepared]] = []
+            start = 0
+            while chunk := list(itertools.islice(items, batch_size)):
+                nxt = [pool.submit(self._prepared, item, i) for i, item in enumerate(chunk, start)]
+                yield from self._classify_prepared([f.result() for f in ahead], k)
+                ahead, start = nxt, start + len(chunk)
+            yield from self._classify_prepared([f.result() for f in ahead], k)
 
-    def _read_chunk(self, chunk: list[Any], start: int, k: int) -> list[Reading]:
-        readings: list[Reading | None] = []
-        images, sources, slots = [], [], []
-        for index, item in enumerate(chunk, start):
-            source = _describe(item, index)
-            try:
-                images.append(self._prepare(item))
-            except (ImageError, OSError, ValueError, TypeError) as exc:
-                readings.append(Reading(source, error=_one_line(exc)))
-                continue
-            sources.append(source)
-            slots.append(len(readings))
-            readings.append(None)
-        for slot, reading in zip(slots, self._classify(images, sources, k), strict=True):
-            readings[slot] = reading
-        return readings  # type: ignore[return-value]
+    def _prepared(self, item: Any, index: int) -> Prepared:
+        """``(source, model image)`` of one input, or ``(source, Reading with the error)``."""
+        source = _describe(item, index)
+        try:
+            return source, self._prepare(item)
+        except (ImageError, OSError, ValueError, TypeError) as exc:
+            return source, Reading(source, error=_one_line(exc))
+
+    def _classify_prepared(self, prepared: list[Prepared], k: int) -> list[Reading]:
+        """The readings of prepared inputs, in order: the images classified in one batch."""
+        ready = [(i, src, x) for i, (src, x) in enumerate(prepared) if isinstance(x, np.ndarray)]
+        readings: list[Any] = [x for _, x in prepared]
+        if ready:
+            places, sources, images = zip(*ready, strict=True)
+            for place, reading in zip(
+                places, self._classify(list(images), list(sources), k), strict=True
+            ):
+                readings[place] = reading
+        return readings
 
     def _prepare(self, item: Any) -> np.ndarray:
         """One input -> the normalised uint8 model image; :class:`ImageError` if it cannot be."""

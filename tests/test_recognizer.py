@@ -3,6 +3,7 @@ the registry of shipped models, agreement with ``predict``, and use without PyTo
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -136,6 +137,26 @@ def test_read_many_batches_like_one_by_one(rec, images):
         rec.read_many(inputs, batch_size=0)
     with pytest.raises(ValueError, match="k must"):
         rec.read(inputs[0], k=0)
+
+
+def test_read_iter_prepares_one_batch_ahead_in_threads(run, images):
+    """Images are decoded and normalised in threads, the next batch while the model reads this
+    one: a stream is taken at most two batches ahead, and any thread count reads the same."""
+    taken = []
+
+    def stream():
+        for i in itertools.count():
+            taken.append(i)
+            yield images / f"c{i % 5}.png"
+
+    readings = Recognizer(run, threads=3).read_iter(stream(), k=2, batch_size=2)
+    first = [next(readings) for _ in range(3)]
+    assert all(r.ok for r in first) and len(taken) == 6
+    inputs = [images / f"c{k}.png" for k in range(5)] * 3
+    one = Recognizer(run, threads=1).read_many(inputs, k=3, batch_size=4)
+    many = Recognizer(run, threads=4).read_many(inputs, k=3, batch_size=4)
+    assert all(same(a, b) for a, b in zip(one, many, strict=True))
+    assert [r.source for r in many] == [str(p) for p in inputs]
 
 
 def test_bad_inputs_fail_alone(rec, images, bad):
