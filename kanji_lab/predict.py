@@ -39,6 +39,7 @@ from kanji_lab.inference import (
 )
 from kanji_lab.prior import checked_weight
 from kanji_lab.run_dir import RunDirError
+from kanji_lab.threads import ordered_map
 
 log = logging.getLogger(__name__)
 BACKENDS = ("onnx", "int8", "torch", "nf4")
@@ -139,12 +140,19 @@ def _predict_chunk(
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     results = [{"path": str(p), "backend": cfg.backend} for p in paths]
-    loaded = []
-    for result, path in zip(results, paths, strict=True):
+
+    def load(path: Path) -> np.ndarray | ImageError:
         try:
-            loaded.append((result, load_image(path, str(cfg.invert), settings)))
+            return load_image(path, str(cfg.invert), settings)
         except ImageError as exc:
-            result["error"] = str(exc)
+            return exc
+
+    loaded = []
+    for result, image in zip(results, ordered_map(load, paths, cfg.get("threads")), strict=True):
+        if isinstance(image, ImageError):
+            result["error"] = str(image)
+        else:
+            loaded.append((result, image))
     if loaded:
         batch = model_batch(np.stack([img for _, img in loaded]))
         for (result, _), best in zip(
