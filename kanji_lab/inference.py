@@ -8,6 +8,7 @@ recognised where torch, Lightning and Hydra are not installed.
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, UnidentifiedImageError
 
-from kanji_lab.data.images import grayscale, normalize_image
+from kanji_lab.data.images import grayscale, normalize_grey
 from kanji_lab.data.normalize import Settings
 from kanji_lab.errors import RunDirError
 from kanji_lab.prior import log_prior, rescore
@@ -64,11 +65,15 @@ def load_image(path: Path, invert: str = "auto", settings: Settings | None = Non
     """A file -> ``(64, 64)`` uint8 ink-bright, like the training data; :class:`ImageError` when
     it is missing, unreadable, empty or blank. ``settings``: the model's normalisation."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        info = path.stat()  # one call for what is there (a folder, a file, its size)
+    except OSError:
+        raise ImageError("no such file") from None
+    if stat.S_ISDIR(info.st_mode):
         raise ImageError("folder holds no image files")
-    if not path.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise ImageError("no such file")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise ImageError("empty file")
     try:
         with Image.open(path) as img:
@@ -86,7 +91,7 @@ def image_input(
     gray = grayscale(img)
     if gray.size == 0 or int(gray.max()) - int(gray.min()) < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
-    return normalize_image(img, invert=invert, settings=settings)
+    return normalize_grey(gray, invert=invert, settings=settings)
 
 
 def array_image(array: np.ndarray) -> Image.Image:

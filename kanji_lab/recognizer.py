@@ -31,7 +31,6 @@ import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from kanji_lab.inference import (
     top_k,
 )
 from kanji_lab.prior import checked_weight
+from kanji_lab.threads import ordered_map
 
 __all__ = ["Candidate", "ModelError", "ReadError", "Reading", "Recognizer", "ShippedModel"]
 
@@ -238,24 +238,23 @@ class Recognizer:
     def read_iter(
         self, inputs: Iterable[ImageInput], k: int = 1, batch_size: int = 256
     ) -> Iterator[Reading]:
-        """:meth:`read_many`, yielding the readings of each batch as soon as it is done. Images
-        are decoded and normalised on every core (``threads``), the next batch while the model
-        reads this one."""
+        """:meth:`read_many`, yielding the readings of each batch as soon as it is done (the
+        batch's images decoded and normalised on every core, or ``threads``)."""
         _check_positive(k=k, batch_size=batch_size)
         if isinstance(inputs, str | os.PathLike | Image.Image):
             raise TypeError("read_many takes a list of inputs; read() takes one")
         items = iter(inputs)
-        with ThreadPoolExecutor(self._workers) as pool:
-            ahead: list[Future[Prepared]] = []
-            start = 0
-            while chunk := list(itertools.islice(items, batch_size)):
-                nxt = [pool.submit(self._prepared, item, i) for i, item in enumerate(chunk, start)]
-                yield from self._classify_prepared([f.result() for f in ahead], k)
-                ahead, start = nxt, start + len(chunk)
-            yield from self._classify_prepared([f.result() for f in ahead], k)
+        start = 0
+        while chunk := list(itertools.islice(items, batch_size)):
+            numbered = enumerate(chunk, start)
+            prepared = list(ordered_map(self._prepared, numbered, self._workers))
+            yield from self._classify_prepared(prepared, k)
+            start += len(chunk)
 
-    def _prepared(self, item: Any, index: int) -> Prepared:
-        """``(source, model image)`` of one input, or ``(source, Reading with the error)``."""
+    def _prepared(self, numbered: tuple[int, Any]) -> Prepared:
+        """``(source, model image)`` of one ``(index, input)``, or ``(source, Reading with the
+        error)``."""
+        index, item = numbered
         source = _describe(item, index)
         try:
             return source, self._prepare(item)

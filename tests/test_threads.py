@@ -32,3 +32,11 @@ def test_an_error_is_raised_where_its_result_would_come():
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(ValueError, match="bad item 3"):
         next(results)
+
+
+def test_one_worker_runs_in_the_calling_thread():
+    here = threading.get_ident()
+    assert (
+        list(ordered_map(lambda n: threading.get_ident() == here, range(3), workers=1))
+        == [True] * 3
+    )

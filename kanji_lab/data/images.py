@@ -24,10 +24,16 @@ def normalize_image(
     ``"auto"`` to decide per image from its border (the background). ``settings``: the
     normalisation a model was trained with (default: this version's).
     """
+    return normalize_grey(grayscale(img), invert, size, settings)
+
+
+def normalize_grey(
+    gray: np.ndarray, invert: str = "auto", size: int = IMAGE_SIZE, settings: Settings | None = None
+) -> np.ndarray:
+    """:func:`normalize_image` of an image already in 8-bit luminance (:func:`grayscale`)."""
     invert = str(invert).lower()
     if invert not in _INVERT:
         raise ValueError(f"invert must be one of {sorted(_INVERT)}, got {invert!r}")
-    gray = grayscale(img)
     dark_ink = has_dark_ink(gray) if invert == "auto" else invert == "true"
     return normalize_ink(255 - gray if dark_ink else gray, size, settings)
 
