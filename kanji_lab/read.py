@@ -50,6 +50,11 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--batch-size", type=positive, default=256, help="images per model run")
     p.add_argument(
+        "--threads",
+        type=positive,
+        help="threads that decode the files and run the model (default: every core)",
+    )
+    p.add_argument(
         "--prior",
         type=float,
         default=0.0,
@@ -79,7 +84,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     name = prog or parser().prog
     try:
-        rec = Recognizer(args.model, prior=args.prior)
+        rec = Recognizer(args.model, prior=args.prior, threads=args.threads)
     except (*USER_ERRORS, ValueError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2

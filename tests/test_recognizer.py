@@ -347,6 +347,8 @@ def test_cli_json_and_exit_status(run, images, bad, tmp_path):
         "2",
         "--batch-size",
         "2",
+        "--threads",
+        "2",
         cwd=tmp_path,
     )
     assert done.returncode == 1, done.stderr
@@ -360,6 +362,7 @@ def test_cli_json_and_exit_status(run, images, bad, tmp_path):
     assert "2 of" in done.stderr and not any(tmp_path.iterdir())
     # bad usage and a model that cannot be loaded end with status 2, one line
     assert run_cli("a.png", "--k", "0").returncode == 2
+    assert run_cli("a.png", "--threads", "0").returncode == 2
     done = run_cli("a.png", "--model", str(tmp_path / "nope"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
 
