@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,11 @@ MODELS = {
     ],
     "vit": ["model=vit"],
 }
+# part 2 only: how much of each character's tree becomes positional slots
+ZERO_SHOT_VARIANTS = {
+    f"hiercode (depth {d})": ["model=hiercode", f"model.net.depth={d}"] for d in (0, 1, 3)
+}
+ALL_MODELS = {**MODELS, **ZERO_SHOT_VARIANTS}
 
 
 def latency_ms(weights: Path, repeats: int = 50) -> float:
@@ -121,7 +127,7 @@ def realdev_top1(run_dir: Path, ws: Workspace) -> dict[str, Any]:
 def train_model(
     name: str, extra: list[str], common: list[str], ws: Workspace, settle: int = 3
 ) -> dict:
-    trained = ws.train([*MODELS[name], *common, *extra])
+    trained = ws.train([*ALL_MODELS[name], *common, *extra])
     run_dir, m = trained.run_dir, trained.metrics
     weights = run_dir / "model.safetensors"
     curve = epoch_val_top1(run_dir)
@@ -299,7 +305,7 @@ def main() -> None:
     parser.add_argument(
         "--zero-shot-model",
         default="hiercode",  # as experiment=synthetic_hiercode_zeroshot
-        choices=[m for m in MODELS if m.startswith("hiercode")],
+        choices=[m for m in ALL_MODELS if m.startswith("hiercode")],
         help="part 2: the model trained on the seen kanji",
     )
     parser.add_argument(
@@ -356,7 +362,7 @@ def main() -> None:
             f"{data}, {args.epochs} epochs each, batch {args.batch_size}, "
             f"seed {args.seed}, {args.threads} CPU thread(s) per run on a {os.cpu_count()}-core "
             "machine; command: `python experiments/bench_models.py "
-            f"{' '.join(sys.argv[1:])}`."
+            f"{shlex.join(sys.argv[1:])}`."
         )
         if args.skip != "bench":
             rows = bench(args, ws)

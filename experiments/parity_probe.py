@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from kanji_lab.data.charsets import etl9g_classes
@@ -125,7 +126,7 @@ def main() -> None:
     setup = (
         f"{args.classes} classes (spread over ETL9G's 3,036), default synthetic writers, "
         f"{args.epochs} epochs, batch 256, seed {args.seed}, on a {os.cpu_count()}-core machine; "
-        f"command: `python experiments/parity_probe.py {' '.join(sys.argv[1:])}`."
+        f"command: `python experiments/parity_probe.py {shlex.join(sys.argv[1:])}`."
     )
     if args.rows:
         rows = merged_with_recorded(rows, args)

@@ -305,3 +305,35 @@ def test_bench_models_trains_on_etl_format_files_and_reports_each_epochs_validat
     assert "bench_models_zeroshot" not in recorded  # part 2 is synthetic: skipped
     curve = " ".join(f"{v:.3f}" for v in row["val_top1"])
     assert f"| {curve} |" in bench_models.bench_table([row], "setup")
+
+
+@pytest.mark.slow  # ~1 min: HierCode at depth 1 on 8 seen kanji, scored on 4 it never saw
+def test_bench_models_zero_shot_trains_a_variant_and_scores_unseen_kanji(tmp_path, monkeypatch):
+    from experiments import bench_models
+
+    recorded, depths = {}, []
+
+    def record(name: str, result: dict, text: str) -> None:
+        recorded[name] = (result, text)
+
+    def train_model(name: str, extra: list, common: list, ws, settle: int = 3) -> dict:
+        depths.append(bench_models.ALL_MODELS[name])
+        return real_train(name, extra, common, ws, settle)
+
+    real_train = bench_models.train_model
+    monkeypatch.setattr(bench_models, "record", record)
+    monkeypatch.setattr(bench_models, "train_model", train_model)
+    monkeypatch.setattr(bench_models, "TOMOE", tmp_path / "no-dev-set")
+    monkeypatch.setattr(
+        sys, "argv",
+        ["bench_models.py", "--skip", "bench", "--zero-shot-model", "hiercode (depth 1)",
+         "--seen", "8", "--unseen", "4", "--epochs", "1", "--writers", "1", "--batch-size", "16",
+         "--zero-shot-record", "zs_check"],
+    )  # fmt: skip
+    bench_models.main()
+    result, text = recorded["zs_check"]
+    assert depths == [["model=hiercode", "model.net.depth=1"]]
+    assert result["seen_classes"] == 8 and result["classes"] == 4
+    assert 0 <= result["unseen_only_top1"] <= 1 and result["samples"] > 0
+    assert text.startswith("hiercode (depth 1) trained on 8") and "'hiercode (depth 1)'" in text
+    assert "hiercode (depth 1)" not in bench_models.MODELS  # part 1 trains the shipped models
