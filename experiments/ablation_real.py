@@ -35,9 +35,6 @@ import hashlib
 import json
 from pathlib import Path
 
-from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji
-from kanji_lab.data.synthetic.render import FAMILIES
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.harness import Workspace, workspace  # noqa: E402
@@ -50,6 +47,8 @@ from experiments.realsets import (  # noqa: E402
     stroke_data,
 )
 from experiments.results_io import RESULTS, ROOT, provenance, record  # noqa: E402
+from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji
+from kanji_lab.data.synthetic.render import FAMILIES
 
 CONFUSED = "亡二主庁上台け方合せこまよは"
 

@@ -45,6 +45,10 @@ import onnxruntime as ort
 import torch
 from omegaconf import OmegaConf
 
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import evenly, train_into  # noqa: E402
+from experiments.results_io import ROOT, record  # noqa: E402
 from kanji_lab.data.charsets import etl9g_classes
 from kanji_lab.data.datamodule import CharacterDataModule, model_input
 from kanji_lab.deploy import bnb
@@ -61,11 +65,6 @@ from kanji_lab.deploy.pipeline import (
     export_all,
 )
 from kanji_lab.deploy.weights import load_weights, read_metadata
-
-if not __package__:  # run as a file: make `experiments` importable
-    import _bootstrap  # noqa: F401
-from experiments.harness import evenly, train_into  # noqa: E402
-from experiments.results_io import ROOT, record  # noqa: E402
 
 TARGETS = {"int8_top1_drop_pts": 0.5, "cnn_int8_mb": 2.0, "cnn_b1_latency_ms": 2.0}
 VARIANTS = ("torch", "onnx", "int8", "nf4")

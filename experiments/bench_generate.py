@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from kanji_lab.data.charsets import combined_classes
-from kanji_lab.data.synthetic import _font_files, render
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.results_io import ROOT, git, record, table  # noqa: E402
+from kanji_lab.data.charsets import combined_classes
+from kanji_lab.data.synthetic import _font_files, render
 
 # the last commit before the compiled normalisation (numpy passes over each image)
 BASELINE = "456ae402e2b632cceaaca3c7bfe6c80d5f554efc"

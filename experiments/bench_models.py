@@ -46,9 +46,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from kanji_lab.data.charsets import etl9g_classes, zero_shot_split
-from kanji_lab.deploy.weights import load_weights
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.harness import (  # noqa: E402
@@ -61,6 +58,8 @@ from experiments.harness import (  # noqa: E402
 )
 from experiments.realsets import TOMOE, stroke_data  # noqa: E402
 from experiments.results_io import RESULTS, record  # noqa: E402
+from kanji_lab.data.charsets import etl9g_classes, zero_shot_split
+from kanji_lab.deploy.weights import load_weights
 
 FAMILIES = ("pen", "pencil", "brush", "cursive", "font")
 MODELS = {

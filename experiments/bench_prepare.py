@@ -41,17 +41,16 @@ from types import ModuleType
 import numpy as np
 from PIL import Image
 
-from kanji_lab.data import etl
-from kanji_lab.data.charsets import etl9g_classes
-from kanji_lab.data.forms import cut_cells
-from kanji_lab.data.kanjivg import load_strokes
-from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.etl_files import jis_codes, pack4, to_levels, write_etl9g  # noqa: E402
 from experiments.results_io import ROOT as REPO  # noqa: E402
 from experiments.results_io import record, table  # noqa: E402
+from kanji_lab.data import etl
+from kanji_lab.data.charsets import etl9g_classes
+from kanji_lab.data.forms import cut_cells
+from kanji_lab.data.kanjivg import load_strokes
+from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink
 
 FULL = 607_200
 PER_FILE = 12_144

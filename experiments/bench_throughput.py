@@ -42,14 +42,13 @@ from PIL import Image
 from torch.autograd import DeviceType
 from torch.utils.data import DataLoader, Dataset
 
-from kanji_lab.data.datamodule import CharacterDataModule
-from kanji_lab.models.module import CharacterClassifier
-from kanji_lab.models.registry import architectures
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
 from experiments.results_io import record, table  # noqa: E402
+from kanji_lab.data.datamodule import CharacterDataModule
+from kanji_lab.models.module import CharacterClassifier
+from kanji_lab.models.registry import architectures
 
 ETL9G_SAMPLES = 607_200
 CLASSES = 3036

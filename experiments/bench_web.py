@@ -28,17 +28,16 @@ from typing import Any
 
 import numpy as np
 
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.harness import train_into  # noqa: E402
+from experiments.results_io import ROOT, record, table  # noqa: E402
 from kanji_lab.data.kanjivg import load_strokes
 from kanji_lab.data.normalize import strokes_input
 from kanji_lab.predict import load_backend
 from kanji_lab.web import browser
 from kanji_lab.web.serve import Background
 from kanji_lab.web.site import build_site
-
-if not __package__:  # run as a file: make `experiments` importable
-    import _bootstrap  # noqa: F401
-from experiments.harness import train_into  # noqa: E402
-from experiments.results_io import ROOT, record, table  # noqa: E402
 
 TARGETS = {"ready_ms": 1000.0, "recognition_ms": 30.0, "float_agreement": 1.0, "int8_agree": 0.99}
 PAD, MARGIN = 320.0, 30.0

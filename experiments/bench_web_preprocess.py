@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kanji_lab.data.charsets import resolve_classes
-from kanji_lab.data.normalize import SETTINGS, strokes_input
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.bench_web import drawings, latency_stats  # noqa: E402
 from experiments.results_io import ROOT, record, table  # noqa: E402
+from kanji_lab.data.charsets import resolve_classes
+from kanji_lab.data.normalize import SETTINGS, strokes_input
 
 MODULE = "kanji_lab/web/static/normalize.js"
 # the module before its typed-array rewrite (the commit this benchmark was added after)

@@ -57,12 +57,11 @@ if __name__ == "__main__" and "-h" not in sys.argv and "--help" not in sys.argv:
 import lightning.pytorch as pl  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kanji_lab.models.module import CharacterClassifier  # noqa: E402
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.bench_common import StepTimer, bench_datamodule, quiet_trainer  # noqa: E402
 from experiments.results_io import record, table  # noqa: E402
+from kanji_lab.models.module import CharacterClassifier  # noqa: E402
 
 
 def main() -> int:

@@ -23,14 +23,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+if not __package__:  # run as a file: make `experiments` importable
+    import _bootstrap  # noqa: F401
+from experiments.etl_files import first_sheet, jis_codes, pack4, to_levels, write_etl9g  # noqa: E402
 from kanji_lab.data import kanjivg
 from kanji_lab.data.charsets import etl9g_classes, resolve_classes
 from kanji_lab.data.forms import cut_cells
 from kanji_lab.data.synthetic import render
-
-if not __package__:  # run as a file: make `experiments` importable
-    import _bootstrap  # noqa: F401
-from experiments.etl_files import first_sheet, jis_codes, pack4, to_levels, write_etl9g  # noqa: E402
 
 WRITERS_PER_FILE = 4  # as in the ETL9G archive
 CELL = (128, 127)  # ETL9G's image: width, height

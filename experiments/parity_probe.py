@@ -26,12 +26,11 @@ import os
 import shlex
 import sys
 
-from kanji_lab.data.charsets import etl9g_classes
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.harness import Workspace, budget, evenly, workspace  # noqa: E402
 from experiments.results_io import RESULTS, record  # noqa: E402
+from kanji_lab.data.charsets import etl9g_classes
 
 RNN_BEFORE = ["model=rnn", "model.net.features=0", "model.net.pool=0"]
 HIERCODE_CODE = ["model=hiercode"]

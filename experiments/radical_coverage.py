@@ -20,13 +20,12 @@ import argparse
 import string
 from typing import Any
 
-from kanji_lab.data import radicals
-from kanji_lab.data.charsets import etl9g_classes, hiragana_row, katakana, zero_shot_split
-from kanji_lab.models.hiercode import code_slots, label_codes
-
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.results_io import record  # noqa: E402
+from kanji_lab.data import radicals
+from kanji_lab.data.charsets import etl9g_classes, hiragana_row, katakana, zero_shot_split
+from kanji_lab.models.hiercode import code_slots, label_codes
 
 
 def combined_vocabulary() -> list[str]:

@@ -64,6 +64,32 @@ def test_the_scripts_are_the_expected_ones():
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=_ids)
+def test_scripts_import_kanji_lab_after_the_bootstrap(script):
+    """Run as a file from another checkout, a script must measure that checkout's kanji_lab: an
+    import before the bootstrap puts the root on sys.path resolves to wherever the environment
+    installed kanji_lab (an editable install of another tree)."""
+    body = ast.parse(script.read_text(), str(script)).body
+    ours = [node.lineno for node in body if _imports_kanji_lab(node)]
+    boot = [
+        node.lineno
+        for node in body
+        if isinstance(node, ast.If) and "_bootstrap" in ast.unparse(node)
+    ]
+    if ours:
+        assert boot and boot[0] < min(ours), (
+            f"{script.name}: kanji_lab imported before the bootstrap"
+        )
+
+
+def _imports_kanji_lab(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] == "kanji_lab"
+    return isinstance(node, ast.Import) and any(
+        a.name.split(".")[0] == "kanji_lab" for a in node.names
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids)
 def test_every_script_imports_as_part_of_the_package(script):
     module = importlib.import_module(f"experiments.{script.stem}")
     assert callable(module.main)
