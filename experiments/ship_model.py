@@ -62,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", required=True, type=Path, help="a finished training run")
     parser.add_argument("--name", required=True, help="the shipped model's name")
-    parser.add_argument("--description", default="", help="one line on what it reads")
+    parser.add_argument(
+        "--description", help="one line on what it reads (default: the replaced entry's)"
+    )
     parser.add_argument(
         "--results", default="default_run", help="the default_run.py --record that timed the run"
     )
@@ -70,9 +72,11 @@ def main() -> None:
     source = args.run_dir / INT8_FILE
     if source.stat().st_size > MAX_BYTES:
         raise SystemExit(f"{source} is {source.stat().st_size:,} bytes, over {MAX_BYTES:,}")
-    new = entry(args.run_dir, args.name, args.description, args.results)
-    shutil.copyfile(source, REGISTRY.parent / new["file"])
     registry = json.loads(REGISTRY.read_text(encoding="utf-8"))
+    replaced = next((m for m in registry["models"] if m["name"] == args.name), {})
+    description = replaced.get("description", "") if args.description is None else args.description
+    new = entry(args.run_dir, args.name, description, args.results)
+    shutil.copyfile(source, REGISTRY.parent / new["file"])
     registry["models"] = [new, *(m for m in registry["models"] if m["name"] != args.name)]
     REGISTRY.write_text(json.dumps(registry, ensure_ascii=False, indent=2) + "\n", "utf-8")
     print(json.dumps(new, ensure_ascii=False, indent=2))

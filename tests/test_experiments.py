@@ -171,7 +171,8 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
     registry.write_text(json.dumps({"models": []}), "utf-8")
     monkeypatch.setattr(ship_model, "REGISTRY", registry)
     monkeypatch.setattr(recognizer, "REGISTRY", registry)
-    monkeypatch.setattr(sys, "argv", ["ship_model", "--run-dir", str(run), "--name", "tiny"])
+    argv = ["ship_model", "--run-dir", str(run), "--name", "tiny"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--description", "a tiny model"])
     ship_model.main()
     entry = json.loads(registry.read_text("utf-8"))["models"][0]
     assert (tmp_path / entry["file"]).is_file() and entry["name"] == "tiny"
@@ -189,10 +190,11 @@ def test_ship_model_writes_a_registry_entry_the_recognizer_loads(tmp_path, monke
     }  # fmt: skip
     (tmp_path / "shipped_run.json").write_text(json.dumps(timed), "utf-8")
     monkeypatch.setattr(ship_model, "RESULTS", tmp_path)
-    monkeypatch.setattr(sys, "argv", [*sys.argv, "--results", "shipped_run"])
+    monkeypatch.setattr(sys, "argv", [*argv, "--results", "shipped_run"])
     ship_model.main()
     (entry,) = json.loads(registry.read_text("utf-8"))["models"]
     assert entry["recipe"] == timed["command"] and entry["commit"] == "0123abc"
+    assert entry["description"] == "a tiny model"  # a model shipped anew keeps its description
     assert entry["metrics"]["real_writing_top1"] == {"tomoe": 0.9}
 
 
