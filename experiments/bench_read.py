@@ -4,11 +4,9 @@ or a run's.
 
 The images are glyphs of the model's own classes written as PNG files (a pip font through the
 synthetic generator's print writer), so the figure is that of real files on disk. The model-only
-rate in the same run is the ceiling, and reading the files one after another in one thread (as
-``read_many`` did before it prepared images in threads) the baseline of the ratios; the one-core
-rows pin the whole process to one core. Also timed: a new process's first read, once with numba's
-compiled-code cache empty (the normalisation compiles: what the first use after installing costs)
-and once with it filled.
+rate in the same run is the baseline the ratios compare with. Also timed: a new process's first
+read, once with numba's compiled-code cache empty (the normalisation compiles: what the first
+use after installing costs) and once with it filled.
 
     python experiments/bench_read.py                       # the shipped model, 2,000 images
     python experiments/bench_read.py --model outputs/train/runs/<run> --images 5000
@@ -24,8 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +30,7 @@ from PIL import Image
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
 from experiments.results_io import record, table  # noqa: E402
-from kanji_lab.inference import load_image, model_batch, open_onnx, top_k  # noqa: E402
+from kanji_lab.inference import model_batch, open_onnx  # noqa: E402
 from kanji_lab.recognizer import Recognizer  # noqa: E402
 
 
@@ -61,29 +57,6 @@ def rate(rec: Recognizer, paths: list[Path], batch: int) -> float:
     if any(r.error for r in readings):
         raise SystemExit(f"an image failed: {next(r.error for r in readings if r.error)}")
     return len(paths) / seconds
-
-
-def sequential_rate(rec: Recognizer, paths: list[Path], batch: int, threads: int) -> float:
-    """The baseline of the files' rate: each batch's files decoded and normalised one after
-    another in this thread, then the model (``read_many`` before it prepared in threads)."""
-    onnx = open_onnx(rec.path, threads)
-    start = time.perf_counter()
-    for first in range(0, len(paths), batch):
-        chunk = paths[first : first + batch]
-        images = [load_image(path, rec.invert, rec.settings) for path in chunk]
-        top_k(onnx.logits(model_batch(np.stack(images), onnx.value_range)), rec.labels, 1)
-    return len(paths) / (time.perf_counter() - start)
-
-
-@contextmanager
-def cores_in_use(count: int) -> Iterator[None]:
-    """This process (and the threads it starts) on its first ``count`` allowed cores."""
-    allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, sorted(allowed)[:count])
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, allowed)
 
 
 def model_rate(model: Path, threads: int, n: int, batch: int) -> float:
@@ -136,18 +109,13 @@ def main() -> None:
         labels = Recognizer(args.model).labels
         paths = write_images(Path(tmp), labels, args.images)
         for threads in (1, cores):
-            with cores_in_use(threads):  # one thread: the whole process on one core
-                rec = Recognizer(args.model, threads=threads)
-                rate(rec, paths[: args.batch_size], args.batch_size)  # warm-up
-                files = rate(rec, paths, args.batch_size)
-                one_by_one = sequential_rate(rec, paths, args.batch_size, threads)
-                model = model_rate(rec.path, threads, len(paths), args.batch_size)
-            result[f"threads_{threads}"] = {
-                "files_per_s": files, "sequential_files_per_s": one_by_one, "model_per_s": model,
-            }  # fmt: skip
-            rows.append((f"{threads} core(s): files read / one file at a time / model alone",
-                         f"{files:,.0f} / {one_by_one:,.0f} / {model:,.0f} images/s "
-                         f"({files / one_by_one:.2f}x one at a time)"))  # fmt: skip
+            rec = Recognizer(args.model, threads=threads)
+            rate(rec, paths[: args.batch_size], args.batch_size)  # warm-up
+            files = rate(rec, paths, args.batch_size)
+            model = model_rate(rec.path, threads, len(paths), args.batch_size)
+            result[f"threads_{threads}"] = {"files_per_s": files, "model_per_s": model}
+            rows.append((f"{threads} thread(s): files read / model alone", f"{files:,.0f} / "
+                         f"{model:,.0f} images/s ({files / model:.2f}x)"))  # fmt: skip
         result["model"] = str(rec.path.name)
         cold = first_read(args.model, Path(tmp) / "numba")
         warm = first_read(args.model, Path(tmp) / "numba")

@@ -39,7 +39,6 @@ from kanji_lab.inference import (
 )
 from kanji_lab.prior import checked_weight
 from kanji_lab.run_dir import RunDirError
-from kanji_lab.threads import ordered_map
 
 log = logging.getLogger(__name__)
 BACKENDS = ("onnx", "int8", "torch", "nf4")
@@ -140,19 +139,12 @@ def _predict_chunk(
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     results = [{"path": str(p), "backend": cfg.backend} for p in paths]
-
-    def load(path: Path) -> np.ndarray | ImageError:
-        try:
-            return load_image(path, str(cfg.invert), settings)
-        except ImageError as exc:
-            return exc
-
     loaded = []
-    for result, image in zip(results, ordered_map(load, paths, cfg.get("threads")), strict=True):
-        if isinstance(image, ImageError):
-            result["error"] = str(image)
-        else:
-            loaded.append((result, image))
+    for result, path in zip(results, paths, strict=True):
+        try:
+            loaded.append((result, load_image(path, str(cfg.invert), settings)))
+        except ImageError as exc:
+            result["error"] = str(exc)
     if loaded:
         batch = model_batch(np.stack([img for _, img in loaded]))
         for (result, _), best in zip(

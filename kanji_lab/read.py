@@ -52,7 +52,7 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=positive,
-        help="threads that decode the files and run the model (default: every core)",
+        help="ONNX Runtime threads (default: the runtime's own choice, every core)",
     )
     p.add_argument(
         "--prior",

@@ -53,14 +53,12 @@ from kanji_lab.inference import (
     top_k,
 )
 from kanji_lab.prior import checked_weight
-from kanji_lab.threads import ordered_map
 
 __all__ = ["Candidate", "ModelError", "ReadError", "Reading", "Recognizer", "ShippedModel"]
 
 REGISTRY = Path(__file__).parent / "shipped" / "registry.json"
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
 Strokes = Sequence[Sequence[Sequence[float]]]  # strokes of (x, y) points, y down
-Prepared = tuple[str, "np.ndarray | Reading"]  # an input's source and its model image or error
 _INVERT = {"auto", "true", "false"}
 _NO_MODEL = (
     "no model is shipped with kanji_lab yet: pass a run directory or an .onnx file, "
@@ -157,9 +155,8 @@ class Recognizer:
     ``model.int8.onnx``), the name of a shipped model, or None for the default shipped model.
     ``prior``: weight of the character-frequency prior (:mod:`kanji_lab.prior`; 0: off).
     ``invert``: ink polarity of images, ``"auto"`` (from each image's border), ``"true"`` (dark
-    ink on light paper) or ``"false"``. ``threads``: ONNX Runtime threads and the threads that
-    decode and normalise images in :meth:`read_many` (None: the runtime's default and every
-    core). Raises :class:`ModelError` when no model can be loaded from ``model``.
+    ink on light paper) or ``"false"``. ``threads``: ONNX Runtime threads (None: its default).
+    Raises :class:`ModelError` when no model can be loaded from ``model``.
     """
 
     def __init__(
@@ -176,7 +173,6 @@ class Recognizer:
         self.prior = checked_weight(prior)
         self.shipped, path = _resolve(model)
         self._model: OnnxModel = open_onnx(path, threads)
-        self._workers = threads or os.cpu_count() or 1
         if self.shipped and self.shipped.classes != len(self.labels):
             raise ModelError(
                 f"shipped model {self.shipped.name}: the registry says {self.shipped.classes} "
@@ -238,40 +234,32 @@ class Recognizer:
     def read_iter(
         self, inputs: Iterable[ImageInput], k: int = 1, batch_size: int = 256
     ) -> Iterator[Reading]:
-        """:meth:`read_many`, yielding the readings of each batch as soon as it is done (the
-        batch's images decoded and normalised on every core, or ``threads``)."""
+        """:meth:`read_many`, yielding the readings of each batch as soon as it is done."""
         _check_positive(k=k, batch_size=batch_size)
         if isinstance(inputs, str | os.PathLike | Image.Image):
             raise TypeError("read_many takes a list of inputs; read() takes one")
         items = iter(inputs)
         start = 0
         while chunk := list(itertools.islice(items, batch_size)):
-            numbered = enumerate(chunk, start)
-            prepared = list(ordered_map(self._prepared, numbered, self._workers))
-            yield from self._classify_prepared(prepared, k)
+            yield from self._read_chunk(chunk, start, k)
             start += len(chunk)
 
-    def _prepared(self, numbered: tuple[int, Any]) -> Prepared:
-        """``(source, model image)`` of one ``(index, input)``, or ``(source, Reading with the
-        error)``."""
-        index, item = numbered
-        source = _describe(item, index)
-        try:
-            return source, self._prepare(item)
-        except (ImageError, OSError, ValueError, TypeError) as exc:
-            return source, Reading(source, error=_one_line(exc))
-
-    def _classify_prepared(self, prepared: list[Prepared], k: int) -> list[Reading]:
-        """The readings of prepared inputs, in order: the images classified in one batch."""
-        ready = [(i, src, x) for i, (src, x) in enumerate(prepared) if isinstance(x, np.ndarray)]
-        readings: list[Any] = [x for _, x in prepared]
-        if ready:
-            places, sources, images = zip(*ready, strict=True)
-            for place, reading in zip(
-                places, self._classify(list(images), list(sources), k), strict=True
-            ):
-                readings[place] = reading
-        return readings
+    def _read_chunk(self, chunk: list[Any], start: int, k: int) -> list[Reading]:
+        readings: list[Reading | None] = []
+        images, sources, slots = [], [], []
+        for index, item in enumerate(chunk, start):
+            source = _describe(item, index)
+            try:
+                images.append(self._prepare(item))
+            except (ImageError, OSError, ValueError, TypeError) as exc:
+                readings.append(Reading(source, error=_one_line(exc)))
+                continue
+            sources.append(source)
+            slots.append(len(readings))
+            readings.append(None)
+        for slot, reading in zip(slots, self._classify(images, sources, k), strict=True):
+            readings[slot] = reading
+        return readings  # type: ignore[return-value]
 
     def _prepare(self, item: Any) -> np.ndarray:
         """One input -> the normalised uint8 model image; :class:`ImageError` if it cannot be."""

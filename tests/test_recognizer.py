@@ -139,9 +139,9 @@ def test_read_many_batches_like_one_by_one(rec, images):
         rec.read(inputs[0], k=0)
 
 
-def test_read_iter_takes_a_stream_batch_by_batch_and_reads_the_same_in_threads(run, images):
-    """Each batch's images are decoded and normalised in threads; a stream is taken one batch
-    at a time (an endless one works), and any thread count reads the same."""
+def test_read_iter_takes_a_stream_batch_by_batch_and_any_thread_count_reads_the_same(run, images):
+    """A stream is taken one batch at a time (an endless one works), and the model's thread
+    count does not change what it reads."""
     taken = []
 
     def stream():

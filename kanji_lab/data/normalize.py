@@ -129,7 +129,7 @@ def _peak_rank(images: np.ndarray, s: Settings) -> int:
     return max(1, int(round(images.shape[-1] * images.shape[-2] * float(s["peak_fraction"]))))
 
 
-@njit(cache=True, nogil=True)  # without the GIL: threads normalise images side by side
+@njit(cache=True, nogil=True)  # without the GIL: a caller's threads can normalise side by side
 def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compiled
     """Each of ``images`` (N, H, W) normalised into ``out`` (N, size, size)."""
     height, width = images.shape[1:]

@@ -24,7 +24,6 @@ from kanji_lab.data import cache, cache_writer, sources
 from kanji_lab.data.images import normalize_image
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.errors import DataSourceError
-from kanji_lab.threads import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +141,7 @@ def build_folder(cfg: DictConfig, progress: bool = True) -> Path:
         log.info("Using cached %s (%s)", cfg.name, folder)
         return folder
     images = np.stack(
-        list(
-            tqdm(
-                ordered_map(lambda r: load_image(image_path(root, r), invert), rows),
-                total=len(rows),
-                disable=not progress,
-            )
-        )
+        [load_image(image_path(root, r), invert) for r in tqdm(rows, disable=not progress)]
     )
     data = cache.CharacterSet(
         images=images,
