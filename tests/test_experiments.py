@@ -365,3 +365,35 @@ def test_bench_models_zero_shot_trains_a_variant_and_scores_unseen_kanji(tmp_pat
     assert 0 <= result["unseen_only_top1"] <= 1 and result["samples"] > 0
     assert text.startswith("hiercode (depth 1) trained on 8") and "'hiercode (depth 1)'" in text
     assert "hiercode (depth 1)" not in bench_models.MODELS  # part 1 trains the shipped models
+
+
+def test_web_runtimes_lists_the_wasm_binaries_of_each_release(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from experiments import web_runtimes
+
+    def fake_pack(version: str, folder: Path) -> Path:
+        tarball = folder / f"onnxruntime-web-{version}.tgz"
+        with tarfile.open(tarball, "w:gz") as tar:
+            for name, size in (("ort-wasm.wasm", 5_000_000), ("ort-wasm-simd.wasm", 6_000_000)):
+                info = tarfile.TarInfo(f"package/dist/{name}")
+                info.size = size if version == "9.9.9" else 2 * size
+                tar.addfile(info, io.BytesIO(bytes(info.size)))
+            tar.addfile(tarfile.TarInfo("package/README.md"), io.BytesIO(b""))
+        return tarball
+
+    recorded, real_pack = {}, web_runtimes.pack
+    monkeypatch.setattr(web_runtimes, "pack", fake_pack)
+    monkeypatch.setattr(web_runtimes, "record", lambda name, r, text: recorded.update(r=r, t=text))
+    monkeypatch.setattr(sys, "argv", ["web_runtimes.py", "--versions", "9.9.9", "8.8.8"])
+    web_runtimes.main()
+    small, large = recorded["r"]["rows"]
+    model = recorded["r"]["model_bytes"]
+    assert small["smallest"] == "ort-wasm.wasm" and small["smallest_bytes"] == 5_000_000
+    assert small["page_bytes"] == 5_000_000 + model and len(small["wasm"]) == 2
+    assert small["meets_target"] == (5_000_000 + model <= 8_000_000) and not large["meets_target"]
+    assert "--versions 9.9.9 8.8.8" in recorded["t"] and "| 8.8.8 |" in recorded["t"]
+    monkeypatch.setattr(web_runtimes.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="npm not found"):
+        real_pack("1.0.0", tmp_path)
