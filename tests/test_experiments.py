@@ -389,9 +389,10 @@ def test_web_runtimes_lists_the_wasm_binaries_of_each_release(tmp_path, monkeypa
     monkeypatch.setattr(sys, "argv", ["web_runtimes.py", "--versions", "9.9.9", "8.8.8"])
     web_runtimes.main()
     small, large = recorded["r"]["rows"]
-    model = recorded["r"]["model_bytes"]
+    model, sent = recorded["r"]["model_bytes"], recorded["r"]["model_gzip_bytes"]
     assert small["smallest"] == "ort-wasm.wasm" and small["smallest_bytes"] == 5_000_000
     assert small["page_bytes"] == 5_000_000 + model and len(small["wasm"]) == 2
+    assert sent < small["page_gzip_bytes"] < sent + 100_000  # zero bytes compress to nothing
     assert small["meets_target"] == (5_000_000 + model <= 8_000_000) and not large["meets_target"]
     assert "--versions 9.9.9 8.8.8" in recorded["t"] and "| 8.8.8 |" in recorded["t"]
     monkeypatch.setattr(web_runtimes.shutil, "which", lambda name: None)
