@@ -332,7 +332,7 @@ def test_every_recipe_runs_one_batch(tmp_path):
     assert archs == {"cnn", "rnn", "hiercode", "vit"}
 
 
-@pytest.mark.parametrize("recipe, times", [("synthetic_large", 3), ("shipped", 2)])
+@pytest.mark.parametrize("recipe, times", [("synthetic_large", 3), ("shipped", 3)])
 def test_recipes_with_more_writers_keep_the_default_mix(tmp_path, recipe, times):
     default = compose_train([], tmp_path, tmp_path).data.writers
     more = compose_train([f"experiment={recipe}"], tmp_path, tmp_path).data.writers
