@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, UnidentifiedImageError
 
-from kanji_lab.data.images import grayscale, normalize_grey
+from kanji_lab.data.images import grayscale, normalize_gray
 from kanji_lab.data.normalize import Settings
 from kanji_lab.errors import RunDirError
 from kanji_lab.prior import log_prior, rescore
@@ -91,7 +91,7 @@ def image_input(
     gray = grayscale(img)
     if gray.size == 0 or int(gray.max()) - int(gray.min()) < MIN_CONTRAST:
         raise ImageError("no ink found (the image is blank)")
-    return normalize_grey(gray, invert=invert, settings=settings)
+    return normalize_gray(gray, invert=invert, settings=settings)
 
 
 def array_image(array: np.ndarray) -> Image.Image:

@@ -24,10 +24,10 @@ def normalize_image(
     ``"auto"`` to decide per image from its border (the background). ``settings``: the
     normalisation a model was trained with (default: this version's).
     """
-    return normalize_grey(grayscale(img), invert, size, settings)
+    return normalize_gray(grayscale(img), invert, size, settings)
 
 
-def normalize_grey(
+def normalize_gray(
     gray: np.ndarray, invert: str = "auto", size: int = IMAGE_SIZE, settings: Settings | None = None
 ) -> np.ndarray:
     """:func:`normalize_image` of an image already in 8-bit luminance (:func:`grayscale`)."""
