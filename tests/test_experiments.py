@@ -215,6 +215,19 @@ def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
     assert "| cnn | 90.00% | 0.0 points | 0.500 0.800 |" in text
 
 
+def test_few_writers_reads_the_training_split_size_and_tabulates_each_mix(tmp_path):
+    from experiments.few_writers import markdown, train_samples
+
+    (tmp_path / "train.log").write_text(
+        "[INFO] - data etl9g: 71 classes; samples: train 1420, val 1420, test 1420, all 14200\n"
+    )
+    assert train_samples(tmp_path) == 1420
+    row = {"writers": "20", "mix": "with synthetic", "train_samples": 10792, "test_top1": 0.9512,
+           "largest_drop": 0.013, "seconds": 201.4}  # fmt: skip
+    text = markdown({"command_overrides": ["data=etl9g"], "settle": 3, "rows": [row]})
+    assert "| 20, with synthetic | 10,792 | 95.12% | 1.3 points | 201 s |" in text
+
+
 def test_default_run_reports_look_alikes_and_the_default_jobs_targets_only_for_it():
     from experiments.default_run import _markdown
 
@@ -265,13 +278,16 @@ def test_etl_like_refuses_classes_etl9g_lacks(tmp_path, capsys, monkeypatch):
     [
         ("etl_like", ["out", "--writers", "0"], "at least one writer"),
         ("val_stability", ["--code", "nowhere"], "not a checkout of kanji_lab"),
+        ("few_writers", ["--etl-root", "nowhere"], "no such folder"),
+        ("few_writers", ["--etl-root", "here", "--writers", "20,some"], "some is not a count"),
     ],
 )
 def test_experiment_scripts_refuse_bad_arguments(
     script, argv, message, tmp_path, capsys, monkeypatch
 ):
     module = importlib.import_module(f"experiments.{script}")
-    argv = [str(tmp_path / a) if a in ("out", "nowhere") else a for a in argv]
+    paths = {"out": tmp_path / "out", "nowhere": tmp_path / "nowhere", "here": tmp_path}
+    argv = [str(paths[a]) if a in paths else a for a in argv]
     monkeypatch.setattr(sys, "argv", [f"{script}.py", *argv])
     with pytest.raises(SystemExit):
         module.main()

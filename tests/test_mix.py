@@ -57,3 +57,20 @@ def test_extra_only_for_classes_with_few_samples_and_cache_reused(tmp_path, monk
 def test_unknown_extra_source_is_named(tmp_path):
     with pytest.raises(DataSourceError, match="no data config 'nope'"):
         sources.build_cache(_cfg(tmp_path, extra=["nope"], extra_below=None))
+
+
+def test_fewer_training_writers_with_extra_keeps_every_extra_sample(tmp_path):
+    dm = CharacterDataModule(_cfg(tmp_path, extra=["synthetic"], extra_below=None, train_writers=2))
+    dm.setup("fit")
+    names = np.array(dm.data.source_names)[np.asarray(dm.data.sources)]
+    synthetic = np.char.startswith(names.astype(str), "synthetic/")
+    train = dm.splits["train"]
+    assert len(np.unique(np.asarray(dm.data.writers)[train[~synthetic[train]]])) == 2
+    assert synthetic[train].sum() == synthetic.sum()
+
+
+@pytest.mark.parametrize(("count", "message"), [(99, "choose 1 to 6"), ("many", "not a number")])
+def test_bad_train_writers_names_the_source_and_the_range(tmp_path, count, message):
+    dm = CharacterDataModule(_cfg(tmp_path, train_writers=count))
+    with pytest.raises(DataSourceError, match=f"tiny: data.train_writers=.*{message}"):
+        dm.setup("fit")

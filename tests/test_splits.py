@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kanji_lab.data.splits import split_indices
+from kanji_lab.data.splits import limit_train_writers, split_indices
 
 
 def _data():
@@ -77,3 +77,32 @@ def test_the_default_synthetic_writers_put_every_family_in_validation_and_test(t
     parts = split_indices(np.arange(len(families)), families, cfg.split.val, cfg.split.test)
     for name in ("val", "test"):
         assert set(families[parts[name]]) == set(range(len(counts))), name
+
+
+def test_fewer_training_writers_keeps_whole_writers_and_the_exempt_samples():
+    writers, sources = _data()
+    splits = split_indices(writers, sources)
+    exempt = sources == 3  # e.g. samples mixed in by data.extra
+    fewer = limit_train_writers(splits, writers, 5, seed=1, exempt=exempt)
+    kept = fewer["train"]
+    assert len(np.unique(writers[kept[~exempt[kept]]])) == 5
+    assert set(kept) <= set(splits["train"])
+    chosen = np.unique(writers[kept[~exempt[kept]]])
+    whole = splits["train"][np.isin(writers[splits["train"]], chosen)]
+    assert set(whole) <= set(kept)  # every sample of a chosen writer stays
+    assert exempt[splits["train"]].sum() == exempt[kept].sum()
+    assert fewer["val"] is splits["val"] and fewer["test"] is splits["test"]
+    again = limit_train_writers(splits, writers, 5, seed=1, exempt=exempt)["train"]
+    assert np.array_equal(kept, again)
+    other = limit_train_writers(splits, writers, 5, seed=2, exempt=exempt)["train"]
+    assert not np.array_equal(kept, other)
+
+
+@pytest.mark.parametrize("count", [0, 41])
+def test_fewer_training_writers_than_possible_is_an_error_naming_the_range(count):
+    writers, sources = _data()
+    splits = split_indices(writers, sources)
+    n = len(np.unique(writers[splits["train"]]))
+    message = f"train_writers={count}, .* has {n} writers; choose 1 to {n}"
+    with pytest.raises(ValueError, match=message):
+        limit_train_writers(splits, writers, count)

@@ -40,7 +40,7 @@ from kanji_lab.data import checks, radicals, sources
 from kanji_lab.data.augment import BatchAugment
 from kanji_lab.data.cache import CharacterSet, open_cache
 from kanji_lab.data.charsets import ClassSetError, class_codes
-from kanji_lab.data.splits import split_indices, train_only
+from kanji_lab.data.splits import limit_train_writers, of_sources, split_indices, train_only
 from kanji_lab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -223,12 +223,12 @@ class CharacterDataModule(pl.LightningDataModule):
             seed=split.get("seed", 0),
             by=split.get("by", "writer"),
         )
-        self.splits = train_only(
-            self.splits,
-            self.data.sources,
-            self.data.source_names,
-            self.data.info.get("train_only", []),
+        extra = of_sources(
+            self.data.sources, self.data.source_names, self.data.info.get("train_only", [])
         )
+        self.splits = train_only(self.splits, extra)
+        if self.cfg.get("train_writers") is not None:
+            self.splits = self._fewer_writers(self.cfg.train_writers, extra)
         self.splits["all"] = np.arange(len(self.data))
         if kept is not None:
             self.splits = {name: rows[kept[rows]] for name, rows in self.splits.items()}
@@ -238,6 +238,16 @@ class CharacterDataModule(pl.LightningDataModule):
             self.data.info.setdefault("warnings", []).append(warning)
         counts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         log.info("data %s: %d classes; samples: %s", self.cfg.name, len(self.labels), counts)
+
+    def _fewer_writers(self, count: object, extra: np.ndarray) -> dict[str, np.ndarray]:
+        """``data.train_writers``: the splits with ``count`` of the training writers."""
+        try:
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise ValueError(f"train_writers={count!r} is not a number of writers")
+            seed = self.cfg.get("split", {}).get("seed", 0)
+            return limit_train_writers(self.splits, self.data.writers, count, seed, extra)
+        except ValueError as error:
+            raise DataSourceError(f"{self.cfg.name}: data.{error}") from None
 
     def _kept_samples(self) -> np.ndarray | None:
         """Which samples ``data.classes`` keeps (a boolean mask; None when it is unset); a spec

@@ -80,21 +80,48 @@ def _cut(order: np.ndarray, val: float, test: float) -> dict[str, np.ndarray]:
     }
 
 
+def limit_train_writers(
+    splits: dict[str, np.ndarray],
+    writers: np.ndarray,
+    count: int,
+    seed: int = 0,
+    exempt: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Keep the training samples of ``count`` of the training writers (drawn at random with
+    ``seed``), e.g. to ask how a model does with 20 real writers; validation and test are
+    unchanged. Samples where ``exempt`` is true (those of ``data.extra`` sources) all stay and do
+    not count as writers. ValueError when ``count`` is not between 1 and the writers there are."""
+    train = splits["train"]
+    free = np.ones(len(train), dtype=bool) if exempt is None else ~np.asarray(exempt)[train]
+    pool = np.unique(np.asarray(writers)[train[free]])
+    if not 1 <= count <= len(pool):
+        raise ValueError(
+            f"train_writers={count}, but the training split has {len(pool)} writers; "
+            f"choose 1 to {len(pool)}, or null for all of them"
+        )
+    chosen = np.random.default_rng(seed).permutation(pool)[:count]
+    keep = ~free | np.isin(np.asarray(writers)[train], chosen)
+    return {**splits, "train": train[keep]}
+
+
 def _count(n: int, fraction: float) -> int:
     if fraction <= 0 or n < 2:
         return 0
     return min(max(1, round(n * fraction)), n - 1)
 
 
-def train_only(
-    splits: dict[str, np.ndarray], sources: np.ndarray, names: list[str], only: list[str]
-) -> dict[str, np.ndarray]:
-    """Move the samples of the sources named in ``only`` (e.g. synthetic samples mixed into real
-    data) from validation and test into training."""
-    codes = [i for i, name in enumerate(names) if name in set(only)]
-    if not codes:
+def train_only(splits: dict[str, np.ndarray], named: np.ndarray) -> dict[str, np.ndarray]:
+    """Move the samples where ``named`` is true (e.g. synthetic samples mixed into real data)
+    from validation and test into training."""
+    if not named.any():
         return splits
-    moved = {k: v[np.isin(np.asarray(sources)[v], codes)] for k, v in splits.items()}
-    kept = {k: v[~np.isin(np.asarray(sources)[v], codes)] for k, v in splits.items()}
+    moved = {k: v[named[v]] for k, v in splits.items()}
+    kept = {k: v[~named[v]] for k, v in splits.items()}
     kept["train"] = np.sort(np.concatenate([splits["train"], moved["val"], moved["test"]]))
     return kept
+
+
+def of_sources(sources: np.ndarray, names: list[str], only: list[str]) -> np.ndarray:
+    """A boolean mask of the samples whose source is named in ``only``."""
+    codes = [i for i, name in enumerate(names) if name in set(only)]
+    return np.isin(np.asarray(sources), codes)
