@@ -36,6 +36,22 @@ def test_thickness_changes_ink_amount_both_ways():
     assert (ink > base * 1.05).any() and (ink < base * 0.95).any()
 
 
+def test_paper_noise_marks_the_paper_leaves_full_ink_and_varies_by_image():
+    torch.manual_seed(2)
+    still = {"rotate": 0, "scale": (1, 1), "aspect": 0, "shear": 0, "translate": 0, "thickness": 0}
+    x = _batch().repeat(8, 1, 1, 1)
+    out = BatchAugment(**still, noise=0.2)(x)
+    assert out.min() >= 0 and out.max() <= 1
+    ink = x == 1
+    torch.testing.assert_close(out[ink], x[ink])  # full ink stays ink
+    paper = out[:, 0, :16, :]  # a blank band of each image
+    assert (paper > 0).float().mean() > 0.9  # noise on nearly every paper pixel
+    spread = paper.flatten(1).mean(1)
+    assert spread.max() > 2 * spread.min()  # each image draws its own spread, up to 0.2
+    assert spread.max() < 0.2 * 0.8 * 1.2  # half-normal mean: 0.8 of the spread
+    assert torch.equal(BatchAugment(**still)(x), BatchAugment(**still, noise=0)(x))
+
+
 def test_max3x3_is_max_pooling():
     x = torch.rand(4, 1, 64, 64)
     for image in (x, x.contiguous(memory_format=torch.channels_last), -x):

@@ -2,7 +2,8 @@
 
 Every transform is one tensor operation over the whole batch: a random affine warp (rotation,
 anisotropic scale, shear, translation) and an optional elastic field go through a single
-``grid_sample``, and stroke thickness changes are a max-pool (dilate) or min-pool (erode).
+``grid_sample``, stroke thickness changes are a max-pool (dilate) or min-pool (erode), and paper
+noise is one half-normal draw per pixel.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from torch import Tensor, nn
 
 
 class BatchAugment(nn.Module):
-    """Random geometric and thickness distortion of ink-bright images in [0, 1].
+    """Random geometric and thickness distortion of ink-bright images in [0, 1], and paper noise.
 
     Paper is 0, so the zero padding that ``grid_sample`` adds outside the frame is blank paper.
+    ``noise`` > 0 adds half-normal noise to the paper (less where there is ink), its spread drawn
+    per image from 0 to ``noise``: a grainy scan or textured paper that the normalisation's
+    contrast stretch leaves in.
     """
 
     def __init__(
@@ -30,6 +34,7 @@ class BatchAugment(nn.Module):
         elastic: float = 0.0,
         elastic_grid: int = 5,
         thickness: float = 0.5,
+        noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.rotate = rotate
@@ -40,11 +45,14 @@ class BatchAugment(nn.Module):
         self.elastic = elastic
         self.elastic_grid = elastic_grid
         self.thickness = thickness
+        self.noise = noise
 
     def forward(self, x: Tensor) -> Tensor:
         x = self._warp(x)
         if self.thickness > 0:
             x = self._thickness(x)
+        if self.noise > 0:
+            x = self._paper_noise(x)
         return x
 
     def affine(self, batch: int, device: torch.device) -> Tensor:
@@ -83,6 +91,10 @@ class BatchAugment(nn.Module):
         a = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(-1, 1) * self.thickness
         target = torch.where(a > 0, max3x3(x), -max3x3(-x))
         return x + a.abs().to(x.dtype) * (target - x)
+
+    def _paper_noise(self, x: Tensor) -> Tensor:
+        spread = torch.empty(x.shape[0], 1, 1, 1, device=x.device).uniform_(0, self.noise)
+        return (x + torch.randn_like(x).abs() * spread.to(x.dtype) * (1 - x)).clamp_(max=1)
 
 
 def max3x3(x: Tensor) -> Tensor:
