@@ -13,6 +13,8 @@ level-1 kanji up to ``--classes``), then scores it with the current code on:
 - ``cells``: the Tomoe characters written in the cells of a sheet and cut out with fragments of
   their neighbours and sometimes the grid (:func:`kanji_lab.data.forms.cut_cells`), as dark ink
   on white PNG files through ``data=folder``: characters cut from a form, like ETL's scans.
+- ``scans``: the Tomoe characters in faint pencil on grainy, unevenly lit paper, blurred and saved
+  as JPEG (:func:`experiments.realsets.make_scan_folder`): a phone photo or a cheap scan.
 
 Only characters in the row's vocabulary are scored (the rest are counted apart by ``evaluate``).
 
@@ -44,6 +46,7 @@ from experiments.realsets import (  # noqa: E402
     folder_data,
     make_cells_folder,
     make_pad_folder,
+    make_scan_folder,
     stroke_data,
 )
 from experiments.results_io import RESULTS, ROOT, provenance, record  # noqa: E402
@@ -97,6 +100,7 @@ def main() -> None:
         run_dir = trained.run_dir
         pad = make_pad_folder(ws.folder / "pad", classes)
         cells = make_cells_folder(ws.folder / "cells", classes)
+        scans = make_scan_folder(ws.folder / "scans", classes)
         # real sets are read by the training code when it can (the same normalisation settings)
         reader = code if has_stroke_source(code) else ROOT
         real = {
@@ -104,6 +108,7 @@ def main() -> None:
             "tegaki": stroke_data(TEGAKI_HIRAGANA),
             "pad": folder_data(pad),
             "cells": folder_data(cells),
+            "scans": folder_data(scans),
         }
         sets = {"synthetic": evaluate(ws, run_dir, [], code)}  # by the code that trained
         for name, data in real.items():
@@ -140,7 +145,7 @@ def _rows() -> list[dict]:
 
 def _markdown(rows: list[dict]) -> str:
     families = sorted({k for r in rows for k in r["sets"]["synthetic"]["per_source"]})
-    real = ["tomoe", "tegaki", "pad", "cells"]
+    real = ["tomoe", "tegaki", "pad", "cells", "scans"]
     head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], *real, "held out",
             "train s"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

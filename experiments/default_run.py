@@ -25,6 +25,7 @@ from experiments.realsets import (  # noqa: E402
     TOMOE,
     folder_data,
     make_cells_folder,
+    make_scan_folder,
     stroke_data,
 )
 from experiments.results_io import record, table  # noqa: E402
@@ -37,6 +38,7 @@ REAL_SETS = {  # real writing, for evaluation only
 }
 PRIOR_WEIGHTS = [0.1, 0.3, 1.0]  # the character-frequency prior, reported beside the model alone
 CELLS = "tomoe cells (the same characters cut from a sheet with their neighbours)"
+SCANS = "tomoe scans (the same characters in faint pencil on grainy, unevenly lit paper, JPEG)"
 TARGET_TOP1 = 0.98  # the real-writing issue: the synthetic test split at or above 98%
 
 
@@ -55,7 +57,11 @@ def main() -> None:
         trained = ws.train(args.overrides)
         run_dir, metrics, wall = trained.run_dir, trained.metrics, trained.seconds
         evaluation = ws.evaluate(run_dir, [])
-        sets = {**REAL_SETS, CELLS: folder_data(make_cells_folder(ws.folder / "cells"))}
+        sets = {
+            **REAL_SETS,
+            CELLS: folder_data(make_cells_folder(ws.folder / "cells")),
+            SCANS: folder_data(make_scan_folder(ws.folder / "scans")),
+        }
         prior = "prior=[" + ",".join(map(str, PRIOR_WEIGHTS)) + "]"
         real = {name: ws.evaluate(run_dir, [*d, "split=all", prior]) for name, d in sets.items()}
     timings = metrics["timings"]

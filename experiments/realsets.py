@@ -1,14 +1,16 @@
 """The real writing of ``../shared/realdev`` (evaluation only, never training data) and the image
 sets the experiments build from it: Tomoe's strokes drawn on a phone pad (``pad``) and written in
-the cells of a sheet, cut out with their neighbours (``cells``). The one place the experiments
-name the development set's paths."""
+the cells of a sheet, cut out with their neighbours (``cells``), and written in faint pencil on
+grainy, unevenly lit paper photographed as JPEG (``scans``). The one place the experiments name
+the development set's paths."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.forms import cut_cells
 from kanji_lab.data.normalize import strokes_input
@@ -74,4 +76,33 @@ def make_cells_folder(folder: Path, classes: str | None = None) -> Path:
                                           strict=True)):  # fmt: skip
         Image.fromarray(255 - cell).save(folder / f"{i:05d}.png")
         rows.append(f"{i:05d}.png,{trace.char},tomoe")
+    return _write_labels(folder, rows)
+
+
+def make_scan_folder(folder: Path, classes: str | None = None) -> Path:
+    """Tomoe characters of ``classes`` in faint pencil on grainy, unevenly lit paper, blurred and
+    saved as JPEG, as a phone photo or a cheap scan gives them. Paper and ink are modelled here,
+    apart from the generator's scan simulation: Gaussian grain on a grey paper tone, a lighting
+    gradient across the sheet, grey ink, a slight blur and JPEG compression."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    side = 96
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    rows = []
+    for i, trace in enumerate(tomoe_traces(classes)):
+        ink = strokes_input(trace.strokes)  # 64x64, ink bright, the character's own strokes
+        ink = np.asarray(Image.fromarray(ink).resize((side, side), Image.Resampling.BILINEAR))
+        darkness = rng.uniform(0.25, 0.6)  # pencil: grey, not black
+        angle = rng.uniform(0, 2 * np.pi)
+        light = rng.uniform(0.72, 0.9) + rng.uniform(0.0, 0.15) * (
+            np.cos(angle) * (xx - 0.5) + np.sin(angle) * (yy - 0.5)
+        )
+        grain = rng.normal(0.0, rng.uniform(0.02, 0.06), (side, side))
+        page = light + grain - darkness * ink / 255.0
+        image = Image.fromarray(np.clip(page * 255, 0, 255).astype(np.uint8))
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=int(rng.integers(50, 90)))
+        (folder / f"{i:05d}.jpg").write_bytes(buffer.getvalue())
+        rows.append(f"{i:05d}.jpg,{trace.char},tomoe")
     return _write_labels(folder, rows)
