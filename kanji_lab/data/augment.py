@@ -34,7 +34,7 @@ class BatchAugment(nn.Module):
         elastic: float = 0.0,
         elastic_grid: int = 5,
         thickness: float = 0.5,
-        noise: float = 0.0,
+        noise: float = 0.06,
     ) -> None:
         super().__init__()
         self.rotate = rotate
