@@ -241,10 +241,12 @@ class CharacterDataModule(pl.LightningDataModule):
 
     def _fewer_writers(self, count: object, extra: np.ndarray) -> dict[str, np.ndarray]:
         """``data.train_writers``: the splits with ``count`` of the training writers."""
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise DataSourceError(
+                f"{self.cfg.name}: data.train_writers={count!r} is not a number of writers"
+            )
+        seed = self.cfg.get("split", {}).get("seed", 0)
         try:
-            if not isinstance(count, int) or isinstance(count, bool):
-                raise ValueError(f"train_writers={count!r} is not a number of writers")
-            seed = self.cfg.get("split", {}).get("seed", 0)
             return limit_train_writers(self.splits, self.data.writers, count, seed, extra)
         except ValueError as error:
             raise DataSourceError(f"{self.cfg.name}: data.{error}") from None
