@@ -4,6 +4,7 @@ import torch.nn.functional as F
 
 from kanji_lab.data.augment import BatchAugment, max3x3
 from kanji_lab.data.datamodule import EpochBatchSampler, encode_targets
+from kanji_lab.errors import UserError
 
 
 def _batch():
@@ -52,6 +53,11 @@ def test_paper_noise_marks_the_paper_leaves_full_ink_and_varies_by_image():
     assert spread.max() > 2 * spread.min()  # each image draws its own spread, up to 0.2
     assert spread.max() < 0.2 * 0.8 * 1.2  # half-normal mean: 0.8 of the spread
     torch.testing.assert_close(BatchAugment(**still, noise=0)(x), x, atol=1e-5, rtol=0)
+
+
+def test_negative_paper_noise_is_refused_not_ignored():
+    with pytest.raises(UserError, match=r"augment.noise=-0.1: use 0 \(off\) or a spread above 0"):
+        BatchAugment(noise=-0.1)
 
 
 def test_max3x3_is_max_pooling():

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kanji_lab.errors import UserError
+
 
 class BatchAugment(nn.Module):
     """Random geometric and thickness distortion of ink-bright images in [0, 1], and paper noise.
@@ -37,6 +39,8 @@ class BatchAugment(nn.Module):
         noise: float = 0.06,
     ) -> None:
         super().__init__()
+        if noise < 0:
+            raise UserError(f"augment.noise={noise}: use 0 (off) or a spread above 0, e.g. 0.06")
         self.rotate = rotate
         self.scale = tuple(scale)
         self.aspect = aspect
