@@ -186,7 +186,7 @@ def zero_shot(args: argparse.Namespace, ws: Workspace) -> dict[str, Any]:
     seen_all, unseen_all = zero_shot_split()
     seen, unseen = seen_all[: args.seen], unseen_all[: args.unseen]  # the CLI check's classes
     common = common_overrides(seen, args)
-    row = train_model(args.zero_shot_model, [], common, ws)
+    row = train_model(args.zero_shot_model, args.zero_shot_set, common, ws)
     data = [f"data.classes='{''.join(unseen)}'"]
     if args.writers:
         data += [f"data.writers.{family}={args.writers}" for family in FAMILIES]
@@ -308,6 +308,14 @@ def main() -> None:
         help="part 2: the model trained on the seen kanji",
     )
     parser.add_argument(
+        "--zero-shot-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="part 2: a Hydra override added to the model's (repeatable), e.g. "
+        "model.optim.label_smoothing=0",
+    )
+    parser.add_argument(
         "--zero-shot-record",
         default="bench_models_zeroshot",
         help="results name of part 2 (another name keeps the recorded study)",
@@ -345,6 +353,9 @@ def main() -> None:
         "settings must match the recorded run)",
     )
     args = parser.parse_args()
+    bad = [o for o in args.zero_shot_set if "=" not in o.lstrip("+~")]
+    if bad:
+        parser.error(f"--zero-shot-set {bad[0]}: give KEY=VALUE (a Hydra override)")
     if args.etl_root:
         check_etl_root(parser, args)
     elif args.etl_classes:
@@ -374,11 +385,17 @@ def main() -> None:
         if args.skip != "zero-shot":
             zs = zero_shot(args, ws)
             text = (
-                f"{args.zero_shot_model} trained on {args.seen} of the 2,000 `zeroshot_seen` "
-                f"kanji, scored on {args.unseen} of the 965 `zeroshot_unseen` kanji. {setup}"
+                f"{args.zero_shot_model}{variant(args.zero_shot_set)} trained on {args.seen} of "
+                f"the 2,000 `zeroshot_seen` kanji, scored on {args.unseen} of the 965 "
+                f"`zeroshot_unseen` kanji. {setup}"
             )
             result = {"args": vars(args), **zs}
             record(args.zero_shot_record, result, zero_shot_table(zs, text))
+
+
+def variant(overrides: list[str]) -> str:
+    """How part 2's model differs from its row, for the table's text."""
+    return f" with {', '.join(f'`{o}`' for o in overrides)}" if overrides else ""
 
 
 def check_etl_root(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -310,7 +310,8 @@ def test_bench_models_refuses_an_etl_root_that_is_no_folder(tmp_path):
     for given, message in [
         (["--etl-root", str(tmp_path), "--writers", "3"], "ETL files have their own"),
         (["--etl-classes", "hiragana"], "needs --etl-root"),
-    ]:  # switches that would do nothing
+        (["--zero-shot-set", "model.net.depth"], "give KEY=VALUE"),
+    ]:  # switches that would do nothing or fail only after minutes
         done = subprocess.run(
             [sys.executable, str(EXPERIMENTS / "bench_models.py"), *given],
             capture_output=True, text=True,
@@ -361,7 +362,7 @@ def test_bench_models_zero_shot_trains_a_variant_and_scores_unseen_kanji(tmp_pat
         recorded[name] = (result, text)
 
     def train_model(name: str, extra: list, common: list, ws, settle: int = 3) -> dict:
-        depths.append(bench_models.ALL_MODELS[name])
+        depths.append(bench_models.ALL_MODELS[name] + extra)
         return real_train(name, extra, common, ws, settle)
 
     real_train = bench_models.train_model
@@ -372,14 +373,15 @@ def test_bench_models_zero_shot_trains_a_variant_and_scores_unseen_kanji(tmp_pat
         sys, "argv",
         ["bench_models.py", "--skip", "bench", "--zero-shot-model", "hiercode (depth 1)",
          "--seen", "8", "--unseen", "4", "--epochs", "1", "--writers", "1", "--batch-size", "16",
-         "--zero-shot-record", "zs_check"],
+         "--zero-shot-record", "zs_check", "--zero-shot-set", "model.optim.label_smoothing=0"],
     )  # fmt: skip
     bench_models.main()
     result, text = recorded["zs_check"]
-    assert depths == [["model=hiercode", "model.net.depth=1"]]
+    assert depths == [["model=hiercode", "model.net.depth=1", "model.optim.label_smoothing=0"]]
+    assert "with `model.optim.label_smoothing=0` trained on 8" in text
     assert result["seen_classes"] == 8 and result["classes"] == 4
     assert 0 <= result["unseen_only_top1"] <= 1 and result["samples"] > 0
-    assert text.startswith("hiercode (depth 1) trained on 8") and "'hiercode (depth 1)'" in text
+    assert text.startswith("hiercode (depth 1) with") and "'hiercode (depth 1)'" in text
     assert "hiercode (depth 1)" not in bench_models.MODELS  # part 1 trains the shipped models
 
 
