@@ -154,7 +154,7 @@ class Recognizer:
     ``model``: a run directory (its ``model.onnx``), an ``.onnx`` file (e.g. a run's
     ``model.int8.onnx``), the name of a shipped model, or None for the default shipped model.
     ``prior``: weight of the character-frequency prior (:mod:`kanji_lab.prior`; 0: off).
-    ``invert``: ink polarity of images, ``"auto"`` (from each image's border), ``"true"`` (dark
+    ``invert``: ink polarity of images, ``"auto"`` (from each image's outer band), ``"true"`` (dark
     ink on light paper) or ``"false"``. ``threads``: ONNX Runtime threads (None: its default).
     Raises :class:`ModelError` when no model can be loaded from ``model``.
     """

@@ -15,6 +15,7 @@ from PIL import Image
 from kanji_lab.data import normalize
 from kanji_lab.data.clutter import remove_clutter
 from kanji_lab.data.forms import PITCH, cut_cells
+from kanji_lab.data.images import has_dark_ink, normalize_image
 from kanji_lab.data.kanjivg import load_strokes
 from kanji_lab.data.normalize import draw_strokes, normalize_ink
 
@@ -82,6 +83,20 @@ def test_cells_cut_from_a_sheet_read_closer_to_the_clean_character():
         [mean_diff(normalize_ink(c, settings=OFF), g) for c, g in zip(cells, glyphs, strict=True)]
     )
     assert on < 0.6 * off, (on, off)
+
+
+def test_a_cell_framed_by_its_grid_reads_as_dark_ink_on_paper():
+    """A cell cut along the grid of a form has ink all along its edges: the polarity of an image
+    file comes from the paper around the character, not from the outermost pixels (which read
+    the paper as ink before)."""
+    for char in "川回が":
+        cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
+        framed = cell.copy()
+        framed[:2], framed[-2:], framed[:, :2], framed[:, -2:] = 220, 220, 220, 220
+        assert has_dark_ink(255 - framed) and not has_dark_ink(framed)
+        scan = Image.fromarray(255 - framed)  # dark ink and grid on white paper
+        assert np.array_equal(normalize_image(scan), normalize_ink(framed)), char
+        assert np.array_equal(normalize_image(Image.fromarray(framed)), normalize_ink(framed))
 
 
 def test_cut_cells_is_deterministic_and_refuses_a_single_glyph():

@@ -135,6 +135,19 @@ def test_folder_source_one_writer_per_image_and_polarity(tmp_path):
     assert data.images[0, 32, 32] == 255 and data.images[0, 0, 0] == 0
 
 
+def test_folder_cache_is_rebuilt_when_the_polarity_rule_changes(tmp_path, monkeypatch):
+    """A cache of image files holds the polarity each image was read with: a new rule (a
+    framed cell read as light ink on dark before) must not reuse it."""
+    from kanji_lab.data import folder as folder_source
+
+    Image.new("L", (20, 20), 255).save(tmp_path / "a.png")
+    (tmp_path / "labels.csv").write_text("path,char\na.png,亜\n")
+    rows = [{"path": "a.png", "char": "亜"}]
+    before = folder_source.fingerprint(tmp_path, rows, "auto")
+    monkeypatch.setattr(folder_source, "POLARITY_VERSION", folder_source.POLARITY_VERSION + 1)
+    assert folder_source.fingerprint(tmp_path, rows, "auto") != before
+
+
 def test_normalize_image_modes():
     img = Image.new("RGBA", (40, 80), (0, 0, 0, 0))
     ImageDraw.Draw(img).rectangle([10, 10, 30, 70], fill=(0, 0, 0, 255))

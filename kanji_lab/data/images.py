@@ -21,7 +21,7 @@ def normalize_image(
     """Any PIL image -> ``(size, size)`` uint8, ink bright, normalised like every other source.
 
     ``invert``: ``"true"`` for dark ink on a light background, ``"false"`` for light ink on dark,
-    ``"auto"`` to decide per image from its border (the background). ``settings``: the
+    ``"auto"`` to decide per image from its paper (:func:`has_dark_ink`). ``settings``: the
     normalisation a model was trained with (default: this version's).
     """
     return normalize_gray(grayscale(img), invert, size, settings)
@@ -47,7 +47,15 @@ def grayscale(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
+POLARITY_VERSION = 2  # bump when the polarity rule changes (caches of image folders keep it)
+
+
 def has_dark_ink(gray: np.ndarray) -> bool:
-    """True when the background (the image border) is lighter than mid-grey."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(np.median(border)) >= 128
+    """True when the background is lighter than mid-grey: the median of the outer eighth of each
+    side (at least one pixel). Not the outermost pixels alone: a frame or a ruled line along the
+    edge of a cell cut from a form makes them ink, and the paper would be read as the ink."""
+    height, width = gray.shape
+    rows, cols = max(1, height // 8), max(1, width // 8)
+    middle = gray[rows : max(rows, height - rows)]
+    band = [gray[:rows], gray[height - rows :], middle[:, :cols], middle[:, width - cols :]]
+    return float(np.median(np.concatenate([b.ravel() for b in band]))) >= 128

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from kanji_lab.data import cache, cache_writer, sources
-from kanji_lab.data.images import normalize_image
+from kanji_lab.data.images import POLARITY_VERSION, normalize_image
 from kanji_lab.data.normalize import SETTINGS as NORMALIZE_SETTINGS
 from kanji_lab.errors import DataSourceError
 
@@ -116,6 +116,7 @@ def fingerprint(root: Path, rows: list[dict[str, str]], invert: str) -> dict[str
         "source": SOURCE_NAME,
         "root": str(root.resolve()),
         "invert": invert,
+        "polarity": POLARITY_VERSION,
         "digest": digest.hexdigest(),
         "normalize": NORMALIZE_SETTINGS,
     }
