@@ -57,12 +57,43 @@ def cluttered(cell: np.ndarray) -> np.ndarray:
     return out
 
 
+def shaded(cell: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The cell on grey paper lit unevenly: a gradient at a random angle, a soft shadow and
+    grain, the ink laid over it (ink bright, as normalize_ink takes it)."""
+    h, w = cell.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    dy, dx = np.sin(a := rng.uniform(0, 2 * np.pi)), np.cos(a)
+    light = 70 * (dx * (xx - 0.5) + dy * (yy - 0.5))
+    cy, cx = rng.uniform(0, 1, 2)
+    shadow = 60 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.05)
+    paper = 60 + light + shadow + rng.normal(0, 4, cell.shape)
+    return np.clip(paper + cell * (1 - paper / 255), 0, 255).astype(np.uint8)
+
+
 def test_clean_drawings_are_unchanged():
     """Tightly cropped drawings with detached parts near every edge (dakuten, 川's strokes, the
     dots of 心, the top of 三) keep every part."""
     for char in CHARS:
         image = drawn(char)
         assert np.array_equal(normalize_ink(image), normalize_ink(image, settings=OFF)), char
+
+
+def test_uneven_paper_is_flattened_and_clean_paper_left_alone():
+    """Light falling across the page and a shadow (step 0, ``flatten``) leave the character;
+    without the step they move and swamp it. On clean paper the step changes nothing."""
+    rng, flat_off = np.random.default_rng(0), {**normalize.SETTINGS, "flatten": 0.0}
+    on, off = [], []
+    for char in CHARS:
+        cell = in_cell(normalize_ink(drawn(char)), rng)
+        clean = normalize_ink(cell)
+        assert np.array_equal(clean, normalize_ink(cell, settings=flat_off)), char
+        assert np.array_equal(
+            normalize_ink(drawn(char)), normalize_ink(drawn(char), settings=flat_off)
+        )
+        lit = shaded(cell, rng)
+        on.append(mean_diff(normalize_ink(lit), clean))
+        off.append(mean_diff(normalize_ink(lit, settings=flat_off), clean))
+    assert np.mean(on) < 0.4 * np.mean(off) and np.mean(on) < 8.0, (on, off)
 
 
 def test_fragments_grid_lines_and_specks_are_removed():
@@ -116,10 +147,12 @@ def test_switched_off_by_a_zero_band():
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
-def test_browser_normalisation_matches_python_on_cluttered_cells():
+def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
     glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
     images = [*cut_cells(glyphs, np.random.default_rng(7)), *(drawn(c) for c in CHARS[:3])]
     images.append(cluttered(in_cell(glyphs[0], np.random.default_rng(1))))
+    rng = np.random.default_rng(2)
+    images += [shaded(in_cell(g, rng), rng) for g in glyphs[:4]]
     payload = [
         {"width": i.shape[1], "height": i.shape[0], "data": i.ravel().tolist()} for i in images
     ]

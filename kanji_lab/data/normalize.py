@@ -5,6 +5,12 @@ source, ``data=folder``, ``data=strokes``, ``predict``, ``evaluate`` and (re-imp
 JavaScript from :data:`SETTINGS`, which travels in every exported model's metadata) the browser
 page. Given ink-bright images (255 = ink, any size), per image:
 
+0. **Flatten**: the paper's slow changes (uneven light, a shadow, a gradient across a photo) are
+   taken out: the image is cut into square cells of ``flatten / 3`` of its longer side, each cell
+   keeps its lowest level, a 3x3 minimum then a 3x3 maximum over the cells (a grey opening: it
+   follows the paper and ignores the strokes, which are thinner than three cells) give each
+   cell's paper, and every pixel loses its cell's paper (integer levels, at least 0). On clean
+   paper the paper is 0 and nothing changes. ``flatten = 0`` (models before version 3): off.
 1. **Background**: the median of the image border is taken as paper and subtracted.
 2. **Contrast**: the ``peak_fraction`` brightest pixels set the ink level (at least ``peak_floor``
    of the maximum), which is stretched to 255, so faint pencil reads like pen.
@@ -40,12 +46,13 @@ from kanji_lab.data.clutter import Rules, clean_ink, run_scratch
 
 Settings = Mapping[str, float]
 SETTINGS: dict[str, float] = {
-    "version": 2,
+    "version": 3,
     "size": 64,
     "threshold": 0.25,
     "trim": 0.003,
     "peak_fraction": 0.005,
     "peak_floor": 0.5,
+    "flatten": 0.25,  # step 0's window (3 cells) as a fraction of the longer side; 0: off
     "margin": 0.08,
     # strokes: drawn with the longer side at `stroke_canvas` pixels, the pen `pen` of that side
     "stroke_canvas": 256,
@@ -68,6 +75,7 @@ class _Params(NamedTuple):
     limit: np.float32  # threshold x 255: ink above it counts
     trim: float
     peak_floor: float
+    flatten: float
     margin: float
     min_width: float
     clutter: Rules
@@ -76,8 +84,8 @@ class _Params(NamedTuple):
     def of(cls, s: Settings) -> _Params:
         limit = np.float32(255.0 * float(s["threshold"]))
         return cls(
-            limit, float(s["trim"]), float(s["peak_floor"]), float(s["margin"]),
-            float(s.get("min_width", 0.0)), Rules.of(s),
+            limit, float(s["trim"]), float(s["peak_floor"]), float(s.get("flatten", 0.0)),
+            float(s["margin"]), float(s.get("min_width", 0.0)), Rules.of(s),
         )  # fmt: skip
 
 
@@ -135,14 +143,58 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     height, width = images.shape[1:]
     ink = np.empty((height, width), np.float32)
     mask = np.empty((height, width), np.bool_)
+    flat = np.empty((height, width), np.uint8)
     for i in range(len(images)):
-        paper, gain = _contrast(images[i], rank, p.peak_floor)
-        _stretch(images[i], paper, gain, p.limit, ink, mask)
+        image = _flatten(images[i], p.flatten, flat)
+        paper, gain = _contrast(image, rank, p.peak_floor)
+        _stretch(image, paper, gain, p.limit, ink, mask)
         scratch = clean_ink(ink, mask, p.clutter, scratch)
         box = _mass_box(ink, mask, p.trim)
         side = _frame_side(box, p.margin)
         thick = _thicken(ink, mask, side / len(out[i]), p.min_width)
         _resample(thick, box, side, out[i])
+
+
+@njit(cache=True)
+def _flatten(image, fraction, out):  # pragma: no cover - compiled
+    """Step 0 (module text): ``image`` less its paper's slow changes, written to ``out`` (same
+    shape, uint8) and returned; ``image`` itself when ``fraction`` is 0."""
+    if not fraction > 0:
+        return image
+    height, width = image.shape
+    cell = max(1, int(max(height, width) * fraction / 3))
+    rows, cols = (height + cell - 1) // cell, (width + cell - 1) // cell
+    lowest = np.full((rows, cols), 255, np.uint8)
+    for r in range(rows):
+        for y in range(r * cell, min(r * cell + cell, height)):
+            for c in range(cols):
+                low = lowest[r, c]
+                for x in range(c * cell, min(c * cell + cell, width)):
+                    low = min(low, image[y, x])
+                lowest[r, c] = low
+    paper = _cells_3x3(_cells_3x3(lowest, True), False)
+    for r in range(rows):
+        for y in range(r * cell, min(r * cell + cell, height)):
+            for c in range(cols):
+                level = paper[r, c]
+                for x in range(c * cell, min(c * cell + cell, width)):
+                    out[y, x] = image[y, x] - level if image[y, x] > level else 0
+    return out
+
+
+@njit(cache=True)
+def _cells_3x3(cells, lowest):  # pragma: no cover - compiled
+    """The minimum (``lowest``) or maximum of each cell and its neighbours (those that exist)."""
+    rows, cols = cells.shape
+    out = np.empty_like(cells)
+    for r in range(rows):
+        for c in range(cols):
+            v = cells[r, c]
+            for a in range(max(r - 1, 0), min(r + 2, rows)):
+                for b in range(max(c - 1, 0), min(c + 2, cols)):
+                    v = min(v, cells[a, b]) if lowest else max(v, cells[a, b])
+            out[r, c] = v
+    return out
 
 
 def stretch_contrast(images: np.ndarray, settings: Settings | None = None) -> np.ndarray:

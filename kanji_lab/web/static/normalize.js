@@ -220,6 +220,53 @@ export function drawStrokes(strokes, settings) {
   return ink;
 }
 
+// Step 0: the paper's slow changes (light, shadow) taken out. Cells of `flatten / 3` of the
+// longer side keep their lowest level; a 3x3 minimum then maximum over the cells (a grey opening)
+// gives each cell's paper, which every pixel of the cell loses (at least 0). Integer levels only,
+// so it equals Python's _flatten exactly; `flatten` 0 or absent (older models): the image itself.
+export function flatten(img, settings) {
+  const fraction = Number(settings.flatten || 0);
+  if (!(fraction > 0)) return img;
+  const { width: w, height: h, data } = img;
+  const cell = Math.max(1, Math.trunc((Math.max(h, w) * fraction) / 3));
+  const rows = Math.ceil(h / cell);
+  const cols = Math.ceil(w / cell);
+  const lowest = new Uint8Array(rows * cols).fill(255);
+  for (let y = 0; y < h; y++) {
+    const r = Math.trunc(y / cell) * cols;
+    for (let x = 0; x < w; x++) {
+      const c = r + Math.trunc(x / cell);
+      lowest[c] = Math.min(lowest[c], data[y * w + x]);
+    }
+  }
+  const paper = cells3x3(cells3x3(lowest, rows, cols, Math.min), rows, cols, Math.max);
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < h; y++) {
+    const r = Math.trunc(y / cell) * cols;
+    for (let x = 0; x < w; x++) {
+      out[y * w + x] = Math.max(data[y * w + x] - paper[r + Math.trunc(x / cell)], 0);
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+// The minimum or maximum (`pick`) of each cell and its neighbours that exist.
+function cells3x3(cells, rows, cols, pick) {
+  const out = new Uint8Array(cells.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      let v = cells[r * cols + c];
+      for (let a = Math.max(r - 1, 0); a < Math.min(r + 2, rows); a++) {
+        for (let b = Math.max(c - 1, 0); b < Math.min(c + 2, cols); b++) {
+          v = pick(v, cells[a * cols + b]);
+        }
+      }
+      out[r * cols + c] = v;
+    }
+  }
+  return out;
+}
+
 // The k-th brightest grey level of a histogram, the brightest level, the border's median.
 function levels(img) {
   const { width: w, height: h, data } = img;
@@ -658,7 +705,8 @@ export function resampleFrame(ink, width, height, box, settings, size) {
 // Ink-bright image {width, height, data} -> the normalised size x size uint8 image.
 export function normalizeInk(img, settings) {
   const size = Number(settings.size);
-  let ink = removeClutter(stretchContrast(img, settings), img.width, img.height, settings);
+  const flat = flatten(img, settings);
+  let ink = removeClutter(stretchContrast(flat, settings), img.width, img.height, settings);
   const box = inkBox(ink, img.width, img.height, settings);
   if (Number(settings.min_width || 0) > 0) {
     ink = thicken(ink, img.width, img.height, frameSide(box, settings) / size, settings);
