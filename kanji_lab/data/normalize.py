@@ -143,9 +143,8 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     height, width = images.shape[1:]
     ink = np.empty((height, width), np.float32)
     mask = np.empty((height, width), np.bool_)
-    flat = np.empty((height, width), np.uint8)
     for i in range(len(images)):
-        image = _flatten(images[i], p.flatten, flat)
+        image = _flatten(images[i], p.flatten)
         paper, gain = _contrast(image, rank, p.peak_floor)
         _stretch(image, paper, gain, p.limit, ink, mask)
         scratch = clean_ink(ink, mask, p.clutter, scratch)
@@ -156,29 +155,36 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
 
 
 @njit(cache=True)
-def _flatten(image, fraction, out):  # pragma: no cover - compiled
-    """Step 0 (module text): ``image`` less its paper's slow changes, written to ``out`` (same
-    shape, uint8) and returned; ``image`` itself when ``fraction`` is 0."""
+def _flatten(image, fraction):  # pragma: no cover - compiled
+    """Step 0 (module text): ``image`` less its paper's slow changes, a new array (written
+    here, not into a caller's buffer, which the compiler could not vectorise: it might overlap
+    ``image``); ``image`` itself when ``fraction`` is 0."""
     if not fraction > 0:
         return image
     height, width = image.shape
     cell = max(1, int(max(height, width) * fraction / 3))
     rows, cols = (height + cell - 1) // cell, (width + cell - 1) // cell
-    lowest = np.full((rows, cols), 255, np.uint8)
+    lowest = np.empty((rows, cols), np.uint8)
+    line = np.empty(width, np.uint8)  # (whole rows at a time: contiguous, vectorised)
     for r in range(rows):
+        line[:] = 255
         for y in range(r * cell, min(r * cell + cell, height)):
-            for c in range(cols):
-                low = lowest[r, c]
-                for x in range(c * cell, min(c * cell + cell, width)):
-                    low = min(low, image[y, x])
-                lowest[r, c] = low
+            for x in range(width):
+                line[x] = min(line[x], image[y, x])
+        for c in range(cols):  # (spans, not x // cell: an integer division costs a pass)
+            low = np.uint8(255)
+            for x in range(c * cell, min(c * cell + cell, width)):
+                low = min(low, line[x])
+            lowest[r, c] = low
     paper = _cells_3x3(_cells_3x3(lowest, True), False)
+    out = np.empty_like(image)
     for r in range(rows):
+        for c in range(cols):
+            for x in range(c * cell, min(c * cell + cell, width)):
+                line[x] = paper[r, c]
         for y in range(r * cell, min(r * cell + cell, height)):
-            for c in range(cols):
-                level = paper[r, c]
-                for x in range(c * cell, min(c * cell + cell, width)):
-                    out[y, x] = image[y, x] - level if image[y, x] > level else 0
+            for x in range(width):
+                out[y, x] = image[y, x] - min(image[y, x], line[x])
     return out
 
 
