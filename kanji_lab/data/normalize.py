@@ -177,6 +177,8 @@ def _flatten(image, fraction):  # pragma: no cover - compiled
                 low = min(low, line[x])
             lowest[r, c] = low
     paper = _cells_3x3(_cells_3x3(lowest, True), False)
+    if paper.max() == 0:  # clean paper (a drawing, a generated canvas): nothing to take out
+        return image
     out = np.empty_like(image)
     for r in range(rows):
         for c in range(cols):

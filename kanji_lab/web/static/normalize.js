@@ -231,20 +231,26 @@ export function flatten(img, settings) {
   const cell = Math.max(1, Math.trunc((Math.max(h, w) * fraction) / 3));
   const rows = Math.ceil(h / cell);
   const cols = Math.ceil(w / cell);
-  const lowest = new Uint8Array(rows * cols).fill(255);
-  for (let y = 0; y < h; y++) {
-    const r = Math.trunc(y / cell) * cols;
-    for (let x = 0; x < w; x++) {
-      const c = r + Math.trunc(x / cell);
-      lowest[c] = Math.min(lowest[c], data[y * w + x]);
+  const lowest = new Uint8Array(rows * cols);
+  const line = new Uint8Array(w); // whole rows at a time, then the cells' spans of the row
+  for (let r = 0; r < rows; r++) {
+    line.fill(255);
+    for (let y = r * cell; y < Math.min(r * cell + cell, h); y++) {
+      for (let x = 0, i = y * w; x < w; x++, i++) if (data[i] < line[x]) line[x] = data[i];
+    }
+    for (let c = 0; c < cols; c++) {
+      let low = 255;
+      for (let x = c * cell; x < Math.min(c * cell + cell, w); x++) low = Math.min(low, line[x]);
+      lowest[r * cols + c] = low;
     }
   }
   const paper = cells3x3(cells3x3(lowest, rows, cols, Math.min), rows, cols, Math.max);
+  if (paper.every((v) => v === 0)) return img; // clean paper (a drawing): nothing to take out
   const out = new Uint8Array(data.length);
-  for (let y = 0; y < h; y++) {
-    const r = Math.trunc(y / cell) * cols;
-    for (let x = 0; x < w; x++) {
-      out[y * w + x] = Math.max(data[y * w + x] - paper[r + Math.trunc(x / cell)], 0);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) line.fill(paper[r * cols + c], c * cell, c * cell + cell);
+    for (let y = r * cell; y < Math.min(r * cell + cell, h); y++) {
+      for (let x = 0, i = y * w; x < w; x++, i++) out[i] = data[i] - Math.min(data[i], line[x]);
     }
   }
   return { width: w, height: h, data: out };
