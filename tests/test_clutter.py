@@ -96,6 +96,15 @@ def test_uneven_paper_is_flattened_and_clean_paper_left_alone():
     assert np.mean(on) < 0.4 * np.mean(off) and np.mean(on) < 8.0, (on, off)
 
 
+def test_ink_wider_than_the_flatten_window_is_not_hollowed():
+    """A blot or a bold stroke wider than step 0's window is ink, not raised paper."""
+    image = np.zeros((80, 40), np.uint8)
+    image[10:71, 10:31] = 255
+    assert np.array_equal(
+        normalize_ink(image), normalize_ink(image, settings={**normalize.SETTINGS, "flatten": 0.0})
+    )
+
+
 def test_fragments_grid_lines_and_specks_are_removed():
     for char in CHARS:
         cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
@@ -153,6 +162,9 @@ def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
     images.append(cluttered(in_cell(glyphs[0], np.random.default_rng(1))))
     rng = np.random.default_rng(2)
     images += [shaded(in_cell(g, rng), rng) for g in glyphs[:4]]
+    blot = np.zeros((80, 40), np.uint8)
+    blot[10:71, 10:31] = 255
+    images.append(np.maximum(shaded(blot, rng), blot))
     payload = [
         {"width": i.shape[1], "height": i.shape[0], "data": i.ravel().tolist()} for i in images
     ]

@@ -9,8 +9,10 @@ page. Given ink-bright images (255 = ink, any size), per image:
    taken out: the image is cut into square cells of ``flatten / 3`` of its longer side, each cell
    keeps its lowest level, a 3x3 minimum then a 3x3 maximum over the cells (a grey opening: it
    follows the paper and ignores the strokes, which are thinner than three cells) give each
-   cell's paper, and every pixel loses its cell's paper (integer levels, at least 0). On clean
-   paper the paper is 0 and nothing changes. ``flatten = 0`` (models before version 3): off.
+   cell's paper, and every pixel loses its cell's paper (integer levels, at least 0). A cell whose
+   paper is over half-way from the lowest cell's level to the brightest pixel is ink wider than
+   the window (a bold stroke, a blot) and gets the lowest level instead. On clean paper the
+   paper is 0 and nothing changes. ``flatten = 0`` (models before version 3): off.
 1. **Background**: the median of the image border is taken as paper and subtracted.
 2. **Contrast**: the ``peak_fraction`` brightest pixels set the ink level (at least ``peak_floor``
    of the maximum), which is stretched to 255, so faint pencil reads like pen.
@@ -177,6 +179,7 @@ def _flatten(image, fraction):  # pragma: no cover - compiled
                 low = min(low, line[x])
             lowest[r, c] = low
     paper = _cells_3x3(_cells_3x3(lowest, True), False)
+    _keep_ink(paper, lowest.min(), image.max())
     if paper.max() == 0:  # clean paper (a drawing, a generated canvas): nothing to take out
         return image
     out = np.empty_like(image)
@@ -188,6 +191,17 @@ def _flatten(image, fraction):  # pragma: no cover - compiled
             for x in range(width):
                 out[y, x] = image[y, x] - min(image[y, x], line[x])
     return out
+
+
+@njit(cache=True)
+def _keep_ink(paper, low, high):  # pragma: no cover - compiled
+    """Cells whose paper lies more than half-way from the lowest paper ``low`` to the brightest
+    level ``high`` are inside ink wider than the window (a bold stroke, a blot): they get
+    ``low``, so the ink is not hollowed out."""
+    for r in range(paper.shape[0]):
+        for c in range(paper.shape[1]):
+            if 2 * (int(paper[r, c]) - int(low)) > int(high) - int(low):
+                paper[r, c] = low
 
 
 @njit(cache=True)

@@ -245,6 +245,11 @@ export function flatten(img, settings) {
     }
   }
   const paper = cells3x3(cells3x3(lowest, rows, cols, Math.min), rows, cols, Math.max);
+  // cells over half-way from the lowest level to the brightest are ink wider than the window
+  let [low, high] = [255, 0];
+  for (const v of lowest) low = Math.min(low, v);
+  for (const v of data) high = Math.max(high, v);
+  for (let k = 0; k < paper.length; k++) if (2 * (paper[k] - low) > high - low) paper[k] = low;
   if (paper.every((v) => v === 0)) return img; // clean paper (a drawing): nothing to take out
   const out = new Uint8Array(data.length);
   for (let r = 0; r < rows; r++) {
