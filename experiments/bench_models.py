@@ -353,7 +353,7 @@ def main() -> None:
         "settings must match the recorded run)",
     )
     args = parser.parse_args()
-    bad = [o for o in args.zero_shot_set if "=" not in o.lstrip("+~")]
+    bad = [o for o in args.zero_shot_set if "=" not in o and not o.startswith("~")]  # ~KEY: delete
     if bad:
         parser.error(f"--zero-shot-set {bad[0]}: give KEY=VALUE (a Hydra override)")
     if args.etl_root:
