@@ -113,6 +113,34 @@ def test_fragments_grid_lines_and_specks_are_removed():
         assert mean_diff(normalize_ink(messy, settings=OFF), clean) > 10.0, char  # it mattered
 
 
+def beside(cell: np.ndarray) -> np.ndarray:
+    """The cell with a long stroke of the neighbour on its left, parallel to the edge, not cut
+    by it, and heavier than the character's own thin strokes allow a fragment to be."""
+    out = cell.copy()
+    out[34:94, 4:7] = 255
+    return out
+
+
+def test_a_neighbours_long_stroke_beside_the_cell_is_removed():
+    """A bar along an edge (version 4) goes when the character leaves the opposite side free; a
+    tightly cut drawing whose own strokes lie along both edges (川, 亘) keeps them, and models
+    whose settings have no ``clutter_bar`` read as before."""
+    no_bar = {**normalize.SETTINGS, "clutter_bar": 0.0}
+    before = {k: v for k, v in normalize.SETTINGS.items() if k != "clutter_bar"}
+    kept = 0
+    for char in CHARS:
+        cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
+        clean, messy = normalize_ink(cell), beside(cell)
+        assert mean_diff(normalize_ink(messy), clean) < 2.0, char
+        kept += mean_diff(normalize_ink(messy, settings=no_bar), clean) > 10.0
+        assert np.array_equal(normalize_ink(messy, settings=before),
+                              normalize_ink(messy, settings=no_bar))  # fmt: skip
+    assert kept >= len(CHARS) - 2  # the rules before bars kept it (a light 縄 dropped it anyway)
+    for char in "川亘はい":
+        image = drawn(char)
+        assert np.array_equal(normalize_ink(image), normalize_ink(image, settings=no_bar)), char
+
+
 def test_cells_cut_from_a_sheet_read_closer_to_the_clean_character():
     glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
     cells = cut_cells(glyphs, np.random.default_rng(3))
@@ -160,6 +188,8 @@ def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
     glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
     images = [*cut_cells(glyphs, np.random.default_rng(7)), *(drawn(c) for c in CHARS[:3])]
     images.append(cluttered(in_cell(glyphs[0], np.random.default_rng(1))))
+    images += [beside(in_cell(g, np.random.default_rng(4))) for g in glyphs[:3]]
+    images += [drawn(c) for c in "亘は"]
     rng = np.random.default_rng(2)
     images += [shaded(in_cell(g, rng), rng) for g in glyphs[:4]]
     blot = np.zeros((80, 40), np.uint8)

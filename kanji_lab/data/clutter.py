@@ -14,7 +14,14 @@ A character cut from a form, a grid or a page carries fragments of its neighbour
 3. **Suspects**: a piece is suspect when it is tiny (under ``clutter_speck`` of the image's ink
    mass), or when it lies wholly within the outer ``clutter_band`` of the image on one side and is
    small (under ``clutter_mass`` of the ink), or fairly small (under twice that) and cut by the
-   image's edge (a neighbour's stroke crossing into the cell).
+   image's edge (a neighbour's stroke crossing into the cell). A **bar** is suspect too: a piece
+   under half of the ink, wholly within the band of one side and at least ``clutter_bar`` times
+   longer along that side than across it (a neighbour's long stroke beside the cell), when the
+   rest of the ink, with any bars along the opposite side, leaves that opposite side's band
+   free: the character sits inside its cell. A drawing cut tightly, whose own outer strokes lie
+   in the bands of both sides (川, 三, 亘), keeps them; one drawn against one edge of a large
+   image with a detached stroke there (は on the left of a pad) loses that stroke, the price of
+   telling it from a neighbour. ``clutter_bar = 0`` (models before version 4): no bars.
 4. **Body**: every piece that is not suspect. Suspects are joined to the body, repeatedly, while
    the gap between a suspect's nearest pixel and the body's box is at most ``clutter_gap`` times
    the body box's longer side (twice that for a fairly small piece): a dakuten or a dot written
@@ -53,13 +60,15 @@ class Rules(NamedTuple):
     gap: float
     line: float
     run: float
+    bar: float
 
     @classmethod
     def of(cls, settings: Mapping[str, float]) -> Rules:
         band = float(settings.get("clutter_band", 0.0))
         if band <= 0:  # models trained before the step carry no clutter keys
-            return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        return cls(band, *(float(settings[f"clutter_{k}"]) for k in cls._fields[1:]))
+            return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        bar = float(settings.get("clutter_bar", 0.0))  # (models before version 4: none)
+        return cls(band, *(float(settings[f"clutter_{k}"]) for k in cls._fields[1:-1]), bar)
 
 
 def remove_clutter(ink: np.ndarray, settings: Mapping[str, float]) -> np.ndarray:
@@ -241,6 +250,7 @@ def _dropped(mass, box, row, first, last, piece, height, width, rules):  # pragm
     band_h, band_w = rules.band * height, rules.band * width
     kept = np.empty(count, np.bool_)
     reach = np.empty(count, np.float64)
+    edge = np.zeros(count, np.int64)
     for p in range(count):
         top, bottom, left, right = box[p, 0], box[p, 1], box[p, 2], box[p, 3]
         share = mass[p] / total
@@ -253,6 +263,9 @@ def _dropped(mass, box, row, first, last, piece, height, width, rules):  # pragm
         large = not small and share < 2 * rules.mass and touches
         reach[p] = (2.0 if one_side and large else 1.0) * rules.gap
         kept[p] = not ((one_side and (small or large)) or share < rules.speck)
+        edge[p] = _bar_edge(box[p], height, width, band_h, band_w, rules.bar) if share < 0.5 else 0
+    if rules.bar > 0:
+        _drop_bars(kept, edge, box, height, width, band_h, band_w)
     if not kept.any():  # an image whose every piece is suspect keeps them all
         return np.zeros(count, np.bool_)
     nearest = np.empty(count, np.int64)
@@ -279,6 +292,54 @@ def _dropped(mass, box, row, first, last, piece, height, width, rules):  # pragm
                 kept[p] = joins = True
         if not joins:
             return ~kept
+
+
+@njit(cache=True)
+def _bar_edge(box, height, width, band_h, band_w, ratio):  # pragma: no cover - compiled
+    """The side (1 left, 2 right, 3 top, 4 bottom; 0 none) along which a piece with ``box``
+    lies as a bar: wholly within that side's band and at least ``ratio`` times longer along the
+    side than across it."""
+    top, bottom, left, right = box[0], box[1], box[2], box[3]
+    tall, wide = bottom - top + 1, right - left + 1
+    if ratio <= 0:
+        return 0
+    if tall >= ratio * wide:
+        if right + 1 <= band_w:
+            return 1
+        if left >= width - band_w:
+            return 2
+    if wide >= ratio * tall:
+        if bottom + 1 <= band_h:
+            return 3
+        if top >= height - band_h:
+            return 4
+    return 0
+
+
+@njit(cache=True)
+def _drop_bars(kept, edge, box, height, width, band_h, band_w):  # pragma: no cover - compiled
+    """Bars along an edge (``edge``) become suspects when the rest of the kept ink, bars along
+    the opposite edge included, leaves the band of the opposite side free: a character written
+    inside its cell, not one cut tightly, whose own outer strokes would lie in the bands too."""
+    far = np.empty((5, 4), np.int64)  # per edge (0: no bar): the box of what it holds
+    far[:, 0] = far[:, 2] = np.iinfo(np.int64).max
+    far[:, 1] = far[:, 3] = -1
+    for p in range(len(kept)):
+        if kept[p]:
+            e = edge[p]
+            far[e, 0], far[e, 1] = min(far[e, 0], box[p, 0]), max(far[e, 1], box[p, 1])
+            far[e, 2], far[e, 3] = min(far[e, 2], box[p, 2]), max(far[e, 3], box[p, 3])
+    if far[0, 1] < 0:  # nothing but bars
+        return
+    free = (  # per edge: the band of the opposite side is free
+        width - 1 - max(far[0, 3], far[2, 3]) >= band_w,
+        min(far[0, 2], far[1, 2]) >= band_w,
+        height - 1 - max(far[0, 1], far[4, 1]) >= band_h,
+        min(far[0, 0], far[3, 0]) >= band_h,
+    )  # fmt: skip
+    for p in range(len(kept)):
+        if kept[p] and edge[p] > 0 and free[edge[p] - 1]:
+            kept[p] = False
 
 
 @njit(cache=True)

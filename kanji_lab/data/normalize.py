@@ -17,7 +17,8 @@ page. Given ink-bright images (255 = ink, any size), per image:
 2. **Contrast**: the ``peak_fraction`` brightest pixels set the ink level (at least ``peak_floor``
    of the maximum), which is stretched to 255, so faint pencil reads like pen.
    **Clutter**: fragments of neighbouring characters at the edges, the remains of ruled or grid
-   lines and specks are erased (:mod:`kanji_lab.data.clutter`).
+   lines and specks are erased (:mod:`kanji_lab.data.clutter`; its bars along an edge from
+   version 4 on).
 3. **Crop**: the box holding all but ``trim`` (on each side) of the ink mass of the pixels above
    ``threshold`` x 255, found per axis from the mass profile with sub-pixel precision (so specks
    of dust do not set the frame, and the box does not depend on the image's resolution).
@@ -48,7 +49,7 @@ from kanji_lab.data.clutter import Rules, clean_ink, run_scratch
 
 Settings = Mapping[str, float]
 SETTINGS: dict[str, float] = {
-    "version": 3,
+    "version": 4,
     "size": 64,
     "threshold": 0.25,
     "trim": 0.003,
@@ -68,6 +69,7 @@ SETTINGS: dict[str, float] = {
     "clutter_gap": 0.12,
     "clutter_line": 0.035,
     "clutter_run": 0.9,
+    "clutter_bar": 3.0,  # (models before version 4: no key, no bars)
 }
 
 

@@ -450,15 +450,59 @@ function pieces(mask, ink, width, height) {
   return { found, label, runs };
 }
 
-// Which pieces are clutter: suspects (tiny, or small and wholly in one side's band) that stay
-// further from the character's box than `clutter_gap` of its longer side (twice that for pieces
-// between `clutter_mass` and twice it that the image's edge cuts).
+// The side (1 left, 2 right, 3 top, 4 bottom; 0 none) along which a piece lies as a bar: wholly
+// within that side's band and at least `ratio` times longer along the side than across it.
+function barEdge([top, bottom, left, right], width, height, bandH, bandW, ratio) {
+  const tall = bottom - top + 1;
+  const wide = right - left + 1;
+  if (ratio <= 0) return 0;
+  if (tall >= ratio * wide) {
+    if (right + 1 <= bandW) return 1;
+    if (left >= width - bandW) return 2;
+  }
+  if (wide >= ratio * tall) {
+    if (bottom + 1 <= bandH) return 3;
+    if (top >= height - bandH) return 4;
+  }
+  return 0;
+}
+
+// Bars along an edge become suspects when the rest of the kept ink, bars along the opposite
+// edge included, leaves the band of the opposite side free (a character inside its cell).
+function dropBars(kept, edges, found, width, height, bandH, bandW) {
+  const far = [0, 1, 2, 3, 4].map(() => [Infinity, -1, Infinity, -1]);
+  found.forEach((p, i) => {
+    if (!kept[i]) return;
+    const box = far[edges[i]];
+    box[0] = Math.min(box[0], p.box[0]);
+    box[1] = Math.max(box[1], p.box[1]);
+    box[2] = Math.min(box[2], p.box[2]);
+    box[3] = Math.max(box[3], p.box[3]);
+  });
+  if (far[0][1] < 0) return;
+  const free = [
+    width - 1 - Math.max(far[0][3], far[2][3]) >= bandW,
+    Math.min(far[0][2], far[1][2]) >= bandW,
+    height - 1 - Math.max(far[0][1], far[4][1]) >= bandH,
+    Math.min(far[0][0], far[3][0]) >= bandH,
+  ];
+  found.forEach((p, i) => {
+    if (kept[i] && edges[i] > 0 && free[edges[i] - 1]) kept[i] = false;
+  });
+}
+
+// Which pieces are clutter: suspects (tiny, or small and wholly in one side's band, or a bar
+// along an edge: dropBars) that stay further from the character's box than `clutter_gap` of its
+// longer side (twice that for pieces between `clutter_mass` and twice it that the image's edge
+// cuts).
 function dropped(found, runs, width, height, settings) {
   const total = found.reduce((sum, p) => sum + p.mass, 0);
   const bandH = Number(settings.clutter_band) * height;
   const bandW = Number(settings.clutter_band) * width;
   const mass = Number(settings.clutter_mass);
+  const bar = Number(settings.clutter_bar || 0); // models before version 4: no bars
   const reach = [];
+  const edges = [];
   const kept = found.map((p) => {
     const [top, bottom, left, right] = p.box;
     const share = p.mass / total;
@@ -468,8 +512,10 @@ function dropped(found, runs, width, height, settings) {
     const touches = top === 0 || left === 0 || bottom === height - 1 || right === width - 1;
     const large = !small && share < 2 * mass && touches;
     reach.push((oneSide && large ? 2.0 : 1.0) * Number(settings.clutter_gap));
+    edges.push(share < 0.5 ? barEdge(p.box, width, height, bandH, bandW, bar) : 0);
     return !((oneSide && (small || large)) || share < Number(settings.clutter_speck));
   });
+  if (bar > 0) dropBars(kept, edges, found, width, height, bandH, bandW);
   if (!kept.some((k) => k)) return found.map(() => false);
   for (;;) {
     const body = [Infinity, -1, Infinity, -1];
