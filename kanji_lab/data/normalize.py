@@ -39,13 +39,37 @@ float32 arithmetic in the order that decides each pixel kept from the numpy code
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 from PIL import Image, ImageDraw
 
+from kanji_lab.data import clutter
 from kanji_lab.data.clutter import Rules, clean_ink, run_scratch
+
+
+def drop_stale_compiled(cache: Path, stem: str, newest: float) -> None:
+    """Delete the numba cache files of module ``stem`` in ``cache`` written before ``newest``.
+
+    numba keys a cached function by its own file alone, so the compiled steps here would keep
+    the clutter step as it was when they were cached after ``clutter.py`` changed (an edited
+    checkout, a ``git pull``), and read images by a definition no model was trained with.
+    """
+    for path in cache.glob(f"{stem}.*.nb[ic]"):
+        try:
+            if path.stat().st_mtime < newest:
+                path.unlink()
+        except OSError:  # another process removed it, or the folder is read-only: numba copes
+            pass
+
+
+drop_stale_compiled(
+    Path(__file__).with_name("__pycache__"),
+    Path(__file__).stem,
+    Path(clutter.__file__).stat().st_mtime,
+)
 
 Settings = Mapping[str, float]
 SETTINGS: dict[str, float] = {
