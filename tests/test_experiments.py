@@ -3,6 +3,7 @@ package and on its own, as ``python experiments/<script>.py`` loads it) and answ
 shared code comes from ``experiments.<module>``, and only experiments/_bootstrap.py changes
 ``sys.path``."""
 
+import argparse
 import ast
 import importlib
 import json
@@ -416,3 +417,25 @@ def test_web_runtimes_lists_the_wasm_binaries_of_each_release(tmp_path, monkeypa
     monkeypatch.setattr(web_runtimes.shutil, "which", lambda name: None)
     with pytest.raises(SystemExit, match="npm not found"):
         real_pack("1.0.0", tmp_path)
+
+
+def test_clutter_fidelity_variants_name_known_settings():
+    from experiments.clutter_fidelity import spelled, variant
+
+    assert variant("clutter_bar=0,clutter_band=0.16") == {"clutter_bar": 0.0, "clutter_band": 0.16}
+    assert spelled({"clutter_bar": 0.0, "flatten": 0.25}, ",") == "clutter_bar=0,flatten=0.25"
+    for bad in ("clutter_bar", "clutter_bars=0", "flatten=0,margin"):
+        with pytest.raises(argparse.ArgumentTypeError, match="give KEY=VALUE"):
+            variant(bad)
+
+
+def test_cut_cell_pairs_are_the_cut_cells_and_the_character_alone():
+    from kanji_lab.data.forms import cut_cell_pairs, cut_cells
+
+    glyphs = np.zeros((3, 64, 64), np.uint8)
+    glyphs[:, 20:44, 30:34] = 255
+    pairs = cut_cell_pairs(glyphs, np.random.default_rng(1), grid=1.0)
+    cells = cut_cells(glyphs, np.random.default_rng(1), grid=1.0)
+    for (cut, alone), cell in zip(pairs, cells, strict=True):
+        assert np.array_equal(cut, cell) and cut.shape == alone.shape
+        assert (alone <= cut).all() and alone.sum() < cut.sum()  # neighbours and grid only add

@@ -29,6 +29,17 @@ def cut_cells(
     parts of them cross into the cell; with chance ``grid`` the sheet has grid lines along the
     cell edges. The cut follows the cell's edges, each side off by -3% to +10% of the pitch.
     """
+    return [cut for cut, _ in cut_cell_pairs(glyphs, rng, fill, grid)]
+
+
+def cut_cell_pairs(
+    glyphs: np.ndarray,
+    rng: np.random.Generator,
+    fill: tuple[float, float] = (0.4, 0.7),
+    grid: float = 0.3,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`cut_cells` (the same cells for the same ``rng``), each with the same cut of the
+    character alone, without neighbours or grid: what clutter removal should give back."""
     if len(glyphs) < 2:
         raise ValueError("cut_cells needs at least two glyphs (a character and a neighbour)")
     return [_cell(glyphs, i, rng, fill, grid) for i in range(len(glyphs))]
@@ -36,13 +47,15 @@ def cut_cells(
 
 def _cell(
     glyphs: np.ndarray, i: int, rng: np.random.Generator, fill: tuple[float, float], grid: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     sheet = np.zeros((3 * PITCH, 3 * PITCH), np.float32)
+    alone = np.zeros_like(sheet)
     others = rng.choice(np.delete(np.arange(len(glyphs)), i), size=8)
     cells = [(r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1)]
     for (r, c), other in zip(cells, others, strict=True):
         _write(sheet, glyphs[other], r, c, rng.uniform(0.7, 1.0), 0.12 * PITCH, rng)
-    _write(sheet, glyphs[i], 1, 1, rng.uniform(*fill), 0.06 * PITCH, rng)
+    at = _write(alone, glyphs[i], 1, 1, rng.uniform(*fill), 0.06 * PITCH, rng)
+    np.maximum(sheet[at], alone[at], out=sheet[at])
     if rng.random() < grid:
         level = rng.uniform(0.35, 1.0) * 255
         width = int(rng.integers(1, 4))
@@ -51,7 +64,8 @@ def _cell(
             sheet[:, edge - width // 2 : edge - width // 2 + width] = level
     top, left = (PITCH + rng.uniform(-0.10, 0.03, 2) * PITCH).astype(int)
     bottom, right = (2 * PITCH + rng.uniform(-0.03, 0.10, 2) * PITCH).astype(int)
-    return np.clip(sheet[top:bottom, left:right] + 0.5, 0, 255).astype(np.uint8)
+    cut = (slice(top, bottom), slice(left, right))
+    return tuple(np.clip(s[cut] + 0.5, 0, 255).astype(np.uint8) for s in (sheet, alone))
 
 
 def _write(
@@ -62,11 +76,13 @@ def _write(
     fill: float,
     spread: float,
     rng: np.random.Generator,
-) -> None:
-    """Draw ``glyph`` scaled to ``fill`` of a cell, centred on cell (row, col) off by ``spread``."""
+) -> tuple[slice, slice]:
+    """Draw ``glyph`` scaled to ``fill`` of a cell, centred on cell (row, col) off by ``spread``;
+    returns where it went."""
     side = max(8, int(round(fill * PITCH)))
     image = Image.fromarray(glyph).resize((side, side), Image.Resampling.BILINEAR)
     centre = (np.array([row, col]) + 0.5) * PITCH + rng.normal(0.0, spread / 2, 2)
     y, x = np.clip(np.round(centre - side / 2).astype(int), 0, 3 * PITCH - side)
-    patch = sheet[y : y + side, x : x + side]
-    np.maximum(patch, np.asarray(image, np.float32), out=patch)
+    at = (slice(y, y + side), slice(x, x + side))
+    np.maximum(sheet[at], np.asarray(image, np.float32), out=sheet[at])
+    return at
