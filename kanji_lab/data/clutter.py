@@ -299,10 +299,10 @@ def _bar_edge(box, height, width, band_h, band_w, ratio):  # pragma: no cover - 
     """The side (1 left, 2 right, 3 top, 4 bottom; 0 none) along which a piece with ``box``
     lies as a bar: wholly within that side's band and at least ``ratio`` times longer along the
     side than across it."""
-    top, bottom, left, right = box[0], box[1], box[2], box[3]
-    tall, wide = bottom - top + 1, right - left + 1
     if ratio <= 0:
         return 0
+    top, bottom, left, right = box[0], box[1], box[2], box[3]
+    tall, wide = bottom - top + 1, right - left + 1
     if tall >= ratio * wide:
         if right + 1 <= band_w:
             return 1

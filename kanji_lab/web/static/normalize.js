@@ -453,9 +453,9 @@ function pieces(mask, ink, width, height) {
 // The side (1 left, 2 right, 3 top, 4 bottom; 0 none) along which a piece lies as a bar: wholly
 // within that side's band and at least `ratio` times longer along the side than across it.
 function barEdge([top, bottom, left, right], width, height, bandH, bandW, ratio) {
+  if (ratio <= 0) return 0;
   const tall = bottom - top + 1;
   const wide = right - left + 1;
-  if (ratio <= 0) return 0;
   if (tall >= ratio * wide) {
     if (right + 1 <= bandW) return 1;
     if (left >= width - bandW) return 2;
