@@ -271,3 +271,63 @@ def test_images_with_more_runs_than_the_first_scratch_holds(old):
     assert_close(got, old.normalize_ink(batch))
     assert np.array_equal(got[0], got[3]) and np.array_equal(got[3], normalize_ink(glyph))
     assert clutter.run_scratch(60, 90).shape[1] < 60 * 45  # smaller than the checkerboard needs
+
+
+def edges_by_numpy(line: np.ndarray) -> list[int]:
+    """Where a 0 / 1 row changes between paper and ink (an open run closes at the row's end)."""
+    padded = np.concatenate([[0], line, [0]]).astype(np.int8)
+    return np.flatnonzero(np.diff(padded)).tolist()
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 37, 64, 128])
+def test_run_edges_word_by_word_are_those_pixel_by_pixel(width):
+    """The run search passes over whole 8-pixel words (a width that is a multiple of 8) or goes
+    pixel by pixel (any other width); both find every change, in rows of every density."""
+    rng = np.random.default_rng(width)
+    mask = np.stack([rng.random(width) < d for d in np.linspace(0, 1, 60)] + [np.ones(width)])
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    flat = mask.view(np.uint8).reshape(-1)
+    words = flat.view(np.uint64) if width % 8 == 0 else np.empty(0, np.uint64)
+    per_row = width // 8 if width % 8 == 0 else 0
+    edges = np.empty(width + 2, np.int64)
+    for y, line in enumerate(mask):
+        k = clutter._row_edges(
+            flat, y * width, width, words[y * per_row : (y + 1) * per_row], edges
+        )
+        assert edges[:k].tolist() == edges_by_numpy(line), (width, y)
+
+
+def contrast_by_numpy(image: np.ndarray, rank: int, peak_floor: float) -> tuple[float, float]:
+    """The paper and gain of step 2 (module text of normalize.py), from a sort."""
+    border = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+    border = np.sort(border[: 2 * image.shape[1] + 2 * max(image.shape[0] - 2, 0)])
+    paper = int(border[(len(border) + 1) // 2 - 1])
+    ranked = np.sort(image.ravel())[::-1]
+    top = int(ranked[rank - 1]) if rank <= ranked.size else 0
+    peak = max(float(top), paper + peak_floor * (int(ranked[0]) - paper))
+    gain = 255.0 / max(peak - paper, 1e-6) if peak > paper else 0.0
+    return float(np.float32(paper)), float(np.float32(gain))
+
+
+def test_ink_level_by_bisection_is_the_ranked_pixel():
+    """The ink level is found by counting pixels at or above a level, halving the range of
+    levels each time: it is the level of the rank-th brightest pixel (or the floor) as a full
+    sort gives it, for ink of every level, few bright pixels, blank and full images."""
+    rng = np.random.default_rng(0)
+    images = list(scaled(varied(40, (127, 128), 15, seed=9), 15))
+    images += [rng.integers(0, 256, (40, 30)).astype(np.uint8) for _ in range(10)]
+    for top in (3, 80, 200, 255):  # a few pixels brighter than the rest
+        image = rng.integers(0, 60, (50, 50)).astype(np.uint8)
+        image.flat[rng.choice(image.size, rng.integers(1, 40), replace=False)] = top
+        images.append(image)
+    images += [
+        np.zeros((9, 9), np.uint8),
+        np.full((9, 9), 255, np.uint8),
+        np.zeros((1, 1), np.uint8),
+    ]
+    for image in images:
+        for rank in (1, 12, normalize._peak_rank(image, SETTINGS), image.size, image.size + 5):
+            for peak_floor in (0.0, 0.5, 1.0):
+                want = contrast_by_numpy(image, rank, peak_floor)
+                got = normalize._contrast(image, rank, peak_floor)
+                assert (float(got[0]), float(got[1])) == want, (image.shape, rank, peak_floor)

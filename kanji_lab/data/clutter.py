@@ -44,11 +44,14 @@ The steps are compiled (numba), one image at a time (their speed: ``experiments/
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+LITTLE_ENDIAN = sys.byteorder == "little"  # (the word-wise run search reads bytes so)
 
 
 class Rules(NamedTuple):
@@ -183,18 +186,14 @@ def _runs(mask, scratch):  # pragma: no cover - compiled
     height, width = mask.shape
     row, first, last, parent = scratch[0], scratch[1], scratch[2], scratch[3]
     edges = np.empty(width + 2, np.int64)
+    flat = mask.view(np.uint8).reshape(height * width)
+    per_row = width // 8 if width % 8 == 0 and LITTLE_ENDIAN else 0
+    words = flat.view(np.uint64) if per_row else np.empty(0, np.uint64)
     n = 0
     above = 0  # the previous row's runs start here
     for y in range(height):
         start = n
-        # where the row changes between paper and ink, without a branch per pixel
-        line, inside, k = mask[y].view(np.uint8), 0, 0
-        for x in range(width):
-            edges[k] = x
-            k += line[x] ^ inside
-            inside = line[x]
-        edges[k] = width
-        k += inside
+        k = _row_edges(flat, y * width, width, words[y * per_row : (y + 1) * per_row], edges)
         if n + k // 2 > scratch.shape[1]:  # more runs than room: a larger scratch
             larger = np.empty((5, 2 * (n + k // 2)), np.int64)
             for q in range(5):  # (loops: a 2-D slice copy takes numba seconds to compile)
@@ -225,6 +224,33 @@ def _runs(mask, scratch):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _row_edges(flat, start, width, words, edges):  # pragma: no cover - compiled
+    """Where the row ``flat[start : start + width]`` (0 / 1 bytes) changes between paper and
+    ink, into ``edges``; their count (the row's end closes an open run). ``words``: the row as
+    little-endian uint64 words when its width is a multiple of 8 (else empty): a word that
+    only continues the current run or gap (most of a row is paper) is passed over, and in the
+    others each change is found from the word's bits, not pixel by pixel."""
+    inside, k = np.uint64(0), 0
+    for w in range(len(words)):
+        word = words[w]
+        changes = word ^ ((word << np.uint64(8)) | inside)  # bit 8b set: byte b differs
+        inside = word >> np.uint64(56)
+        while changes:
+            lowest = changes & (~changes + np.uint64(1))
+            # the byte index of the lowest set bit (bits sit at 8b): de Bruijn-like multiply
+            edges[k] = 8 * w + int((lowest * np.uint64(0x0001020304050607)) >> np.uint64(56))
+            k += 1
+            changes ^= lowest
+    for x in range(8 * len(words), width):  # (no words: pixel by pixel, without a branch)
+        edges[k] = x
+        level = np.uint64(flat[start + x])
+        k += int(level ^ inside)
+        inside = level
+    edges[k] = width
+    return k + int(inside)
+
+
+@njit(cache=True)
 def _pieces(ink, row, first, last, piece, count):  # pragma: no cover - compiled
     """Per piece: ink mass and inclusive box (top, bottom, left, right)."""
     mass = np.zeros(count, np.float64)
@@ -232,9 +258,10 @@ def _pieces(ink, row, first, last, piece, count):  # pragma: no cover - compiled
     box[:, 0] = box[:, 2] = np.iinfo(np.int64).max
     box[:, 1] = box[:, 3] = -1
     for r in range(len(row)):
-        p, y = piece[r], row[r]
+        p, y, inside = piece[r], row[r], 0.0
         for x in range(first[r], last[r] + 1):
-            mass[p] += ink[y, x]
+            inside += ink[y, x]
+        mass[p] += inside
         box[p, 0] = min(box[p, 0], y)
         box[p, 1] = max(box[p, 1], y)
         box[p, 2] = min(box[p, 2], first[r])

@@ -284,32 +284,32 @@ def _contrast(image, rank, peak_floor):  # pragma: no cover - compiled
         if seen >= need:
             paper = v
             break
-    # four histograms, filled in turn: a run of equal pixels (paper) does not wait on itself
-    parts = np.zeros((4, 256), np.int64)
     flat = image.ravel()
-    quarter = len(flat) // 4 * 4
-    for j in range(0, quarter, 4):
-        parts[0, flat[j]] += 1
-        parts[1, flat[j + 1]] += 1
-        parts[2, flat[j + 2]] += 1
-        parts[3, flat[j + 3]] += 1
-    for j in range(quarter, len(flat)):
-        parts[0, flat[j]] += 1
-    hist = np.empty(256, np.int64)  # (a loop: numba compiles an axis sum for seconds)
-    for v in range(256):
-        hist[v] = parts[0, v] + parts[1, v] + parts[2, v] + parts[3, v]
-    top, brightest, seen = 0, -1, 0
-    for v in range(255, -1, -1):  # the rank-th brightest pixel's level, and the brightest
-        if brightest < 0 and hist[v] > 0:
-            brightest = v
-        seen += hist[v]
-        if seen >= rank:
-            top = v
-            break
-    floor = paper + peak_floor * (brightest - paper)
+    brightest = np.uint8(0)
+    for j in range(len(flat)):  # (a reduction in uint8: vectorised)
+        brightest = max(brightest, flat[j])
+    floor = paper + peak_floor * (int(brightest) - paper)
+    # the rank-th brightest pixel's level only matters above the floor: the highest level there
+    # that at least `rank` pixels reach, by bisection on whole-image counts (vectorised passes)
+    top, low, high = 0, max(int(np.ceil(floor)), 0), int(brightest)
+    while low <= high:
+        level = high if top == 0 and high == brightest else (low + high + 1) // 2
+        if _count_from(flat, np.uint8(level)) >= rank:
+            top, low = level, level + 1
+        else:
+            high = level - 1
     peak = max(float(top), floor)
     gain = 255.0 / max(peak - paper, 1e-6) if peak > paper else 0.0
     return np.float32(paper), np.float32(gain)
+
+
+@njit(cache=True)
+def _count_from(flat, level):  # pragma: no cover - compiled
+    """How many of ``flat``'s pixels are at ``level`` or above."""
+    n = 0
+    for j in range(len(flat)):
+        n += flat[j] >= level
+    return n
 
 
 @njit(cache=True)
