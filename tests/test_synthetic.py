@@ -336,38 +336,3 @@ def test_a_font_writer_writes_each_font_thin_and_bold(tmp_path: Path, monkeypatc
     style = synthetic.render.writer_style("pen", np.random.default_rng([7, 0, 0x110000]))
     synthetic.render_task((7, 0, "pen", "", (("Ａ", 0), ("Ｂ", 0))))
     assert [w for _, w in weights] == [int(style.thickness)] * 2
-
-
-def test_turning_points_keep_corners_and_ends_only() -> None:
-    """Douglas-Peucker: a straight run keeps its two ends, an L its corner, a gentle bow
-    within the tolerance nothing more, and a closed loop its far side."""
-    from kanji_lab.data.synthetic.render import _turning_points
-
-    line = np.stack([np.linspace(0, 50, 21), np.zeros(21)], axis=1)
-    assert _turning_points(line, 2.0).tolist() == [0, 20]
-    ell = np.concatenate([line[:11], np.stack([np.full(10, 25.0), np.linspace(2.5, 25, 10)], 1)])
-    assert _turning_points(ell, 2.0).tolist() == [0, 10, 20]
-    bow = line + np.stack([np.zeros(21), 1.5 * np.sin(np.linspace(0, np.pi, 21))], axis=1)
-    assert _turning_points(bow, 2.0).tolist() == [0, 20]
-    assert _turning_points(bow, 1.0).tolist() == [0, 10, 20]
-    angle = np.linspace(0, 2 * np.pi, 25)
-    loop = np.stack([10 * np.cos(angle), 10 * np.sin(angle)], axis=1)
-    assert 12 in _turning_points(loop, 2.0).tolist()
-
-
-def test_corner_touch_writers_draw_strokes_as_their_turning_points(tmp_path) -> None:
-    """Half of the touch writers keep only each stroke's turning points (as pads and stroke
-    files that store corners give them): fewer points, the same strokes and endings; the other
-    families' styles are drawn as before (no extra draw from their style stream)."""
-    from kanji_lab.data.synthetic.render import corner_strokes, writer_style
-
-    corners = [writer_style("touch", np.random.default_rng(i)).corners for i in range(40)]
-    assert 10 <= sum(c > 0 for c in corners) <= 30 and all(c == 0 or 2 <= c <= 8 for c in corners)
-    assert all(writer_style(f, np.random.default_rng(0)).corners == 0 for f in ("pen", "brush"))
-    char = load_strokes("そ")
-    reduced = corner_strokes(char.points.astype(np.float64), char, 4.0)
-    assert len(reduced) == len(char) and np.array_equal(reduced.endings, char.endings)
-    assert len(reduced.points) < len(char.points) / 3
-    for k in range(len(char)):  # each stroke keeps its two ends
-        ends = char.points[[char.starts[k], char.ends[k] - 1]]
-        assert np.allclose(reduced.points[[reduced.starts[k], reduced.ends[k] - 1]], ends)

@@ -9,9 +9,7 @@ Hand-drawn families draw KanjiVG strokes (see :mod:`kanji_lab.data.synthetic.ren
   dry-brush gaps;
 - ``cursive``: fast semi-cursive, rounded and simplified strokes joined by thin trails;
 - ``touch``: finger or stylus on a screen: thin even lines, slightly wobbly, written large or
-  small on the pad, often stored binary; half of these writers' strokes come as their turning
-  points only (straight runs between corners), as pads and stroke files that keep corners
-  store them.
+  small on the pad, often stored binary.
 
 Each writer has its own slant, size, thickness, per-stroke looseness (each stroke turned and
 stretched on its own) and proportions (parts of a character wider or narrower); each sample adds
@@ -56,7 +54,7 @@ from kanji_lab.data.splits import SPLITS, split_indices
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
-GENERATOR_VERSION = 9  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 8  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout

@@ -59,8 +59,6 @@ class WriterStyle:
     noise: float  # scanner background noise, grey levels
     levels: int  # grey levels kept: 2 (binarised), 16 (ETL's 4-bit scans) or 256
     resolution: float  # the canvas is stored this many times coarser before normalisation
-    corners: float = 0.0  # strokes kept as their turning points only, within this many viewBox
-    # units (Douglas-Peucker), as pads and stroke files that store corners only give them; 0: off
 
 
 def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
@@ -104,18 +102,12 @@ def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
         noise=0.0 if touch else u(0.0, 30.0) if printed else u(0.0, 8.0),
         levels=levels,
         resolution=u(1.0, 3.0) if touch or printed else u(1.0, 1.6),
-        # half of the touch writers: corner-only strokes (drawn last: the other writers' styles
-        # and every sample's own draws stay as they were)
-        corners=u(2.0, 8.0) if touch and rng.random() < 0.5 else 0.0,
     )
 
 
 def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     """One handwritten sample of a character from its KanjiVG strokes: uint8 64x64, ink bright."""
     points = _smooth(char.points.astype(np.float64), char, style.smooth)
-    if style.corners:
-        char = corner_strokes(points, char, style.corners)
-        points = char.points.astype(np.float64)
     points = _fit(_jitter(points, char, style, rng), style, rng)
     thickness = style.thickness * float(np.exp(rng.normal(0.0, 0.08)))
     widths = thickness * _width_profile(_arc_fraction(points, char), char, style, rng)
@@ -147,38 +139,6 @@ def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator
         if joins[k] and k + 1 < n:
             _ligature(draw, points[stroke], points[char.starts[k + 1]], thickness, rng)
     return finish(canvas, style, rng)
-
-
-def corner_strokes(points: np.ndarray, char: Character, tolerance: float) -> Character:
-    """``char`` with ``points`` reduced to each stroke's turning points: the fewest points whose
-    polyline stays within ``tolerance`` of the stroke (Douglas-Peucker), its ends always kept."""
-    strokes = []
-    for k in range(len(char)):
-        stroke = points[char.starts[k] : char.ends[k]]
-        strokes.append((stroke[_turning_points(stroke, tolerance)], int(char.endings[k])))
-    return Character.pack(strokes)
-
-
-def _turning_points(line: np.ndarray, tolerance: float) -> np.ndarray:
-    """Sorted indices of the points of ``line`` that Douglas-Peucker keeps at ``tolerance``."""
-    keep = {0, len(line) - 1}
-    spans = [(0, len(line) - 1)]
-    while spans:
-        a, b = spans.pop()
-        if b - a < 2:
-            continue
-        chord = line[b] - line[a]
-        inner = line[a + 1 : b] - line[a]
-        length = float(np.hypot(*chord))
-        if length > 1e-9:  # distance of each inner point from the chord's line
-            far = np.abs(chord[0] * inner[:, 1] - chord[1] * inner[:, 0]) / length
-        else:  # a closed loop: distance from the shared end
-            far = np.hypot(inner[:, 0], inner[:, 1])
-        i = int(np.argmax(far))
-        if far[i] > tolerance:
-            keep.add(a + 1 + i)
-            spans += [(a, a + 1 + i), (a + 1 + i, b)]
-    return np.array(sorted(keep))
 
 
 def _draw_polyline(
