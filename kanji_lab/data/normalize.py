@@ -290,7 +290,8 @@ def _contrast(image, rank, peak_floor):  # pragma: no cover - compiled
         brightest = max(brightest, flat[j])
     floor = paper + peak_floor * (int(brightest) - paper)
     # the rank-th brightest pixel's level only matters above the floor: the highest level there
-    # that at least `rank` pixels reach, by bisection on whole-image counts (vectorised passes)
+    # that at least `rank` pixels reach, by bisection on whole-image counts (vectorised passes),
+    # the brightest level tried first (saturated ink settles it in one pass)
     top, low, high = 0, max(int(np.ceil(floor)), 0), int(brightest)
     while low <= high:
         level = high if top == 0 and high == brightest else (low + high + 1) // 2
