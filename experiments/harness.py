@@ -65,6 +65,22 @@ def largest_drop(curve: list[float], settle: int) -> float:
     return max([0.0, *(a - b for a, b in zip(tail[:-1], tail[1:], strict=True))])
 
 
+def early_stop(curve: list[float], patience: int) -> tuple[int, float]:
+    """Where early stopping on validation top-1 (Lightning's ``EarlyStopping``, mode max, no
+    ``min_delta``) with ``patience`` would have ended this run: the last epoch trained (1-based;
+    the whole curve when it never triggers) and the best validation top-1 by then, which the
+    best checkpoint keeps."""
+    best, wait = float("-inf"), 0
+    for epoch, value in enumerate(curve, 1):
+        if value > best:
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return epoch, best
+    return len(curve), best
+
+
 def run_module(
     module: str, args: list[str], env: dict[str, str], cwd: Path = ROOT
 ) -> tuple[float, str]:

@@ -31,6 +31,12 @@ def record(name: str, result: dict[str, Any], markdown: str, readme: bool = True
     ``experiments/README.md`` with :func:`block` (``markdown``). The JSON also records what was
     measured where (:func:`provenance`)."""
     write_json(RESULTS / f"{name}.json", {**result, "measured": provenance()})
+    render(name, markdown, readme)
+
+
+def render(name: str, markdown: str, readme: bool = True) -> None:
+    """Write ``results/<name>.md`` (and the README block) anew from ``markdown``, leaving
+    ``results/<name>.json`` and its provenance as measured: for a table whose columns change."""
     write_text(RESULTS / f"{name}.md", markdown.strip() + "\n")
     if not readme:
         return

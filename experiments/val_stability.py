@@ -12,6 +12,7 @@ drop between consecutive epochs after the first ``--settle`` epochs.
     python experiments/etl_like.py /tmp/etl_like    # ETL9G-format files from synthetic writers
     python experiments/val_stability.py --etl-root /tmp/etl_like --name val_stability_etl data=etl9g
     python experiments/val_stability.py --code /tmp/old --name ... # another checkout's kanji_lab
+    python experiments/val_stability.py --render --name val_stability_etl  # its table, anew
 
 Writes experiments/results/val_stability.json and .md (and the block in experiments/README.md).
 """
@@ -19,14 +20,16 @@ Writes experiments/results/val_stability.json and .md (and the block in experime
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 if not __package__:  # run as a file: make `experiments` importable
     import _bootstrap  # noqa: F401
-from experiments.harness import epoch_val_top1, largest_drop, workspace  # noqa: E402
-from experiments.results_io import git, record  # noqa: E402
+from experiments.harness import early_stop, epoch_val_top1, largest_drop, workspace  # noqa: E402
+from experiments.results_io import RESULTS, git, record, render  # noqa: E402
 
 MODELS = ("cnn", "rnn", "hiercode", "vit")
+PATIENCE = (5, 10)  # early stopping replayed on each curve (conf/callbacks/default.yaml: 5)
 # the built-in data at the size of the real-data report: 71 hiragana, 44 writers (~9k images)
 SMALL_SYNTHETIC = ["data=synthetic", "data.classes=hiragana"]
 
@@ -39,8 +42,17 @@ def main() -> None:
     parser.add_argument("--etl-root", help="a folder of ETL files (with data=etl9g or similar)")
     parser.add_argument("--name", default="val_stability", help="results file name")
     parser.add_argument("--code", type=Path, help="train with the kanji_lab of another checkout")
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the table of --name from its results file"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run")
     args = parser.parse_args()
+    if args.render:
+        path = RESULTS / f"{args.name}.json"
+        if not path.is_file():
+            parser.error(f"--render: no results file {path}")
+        render(args.name, markdown(json.loads(path.read_text())))
+        return
     if args.code and not (args.code / "kanji_lab" / "__init__.py").is_file():
         parser.error(f"--code {args.code}: not a checkout of kanji_lab (no kanji_lab/__init__.py)")
     data = [f"data.root={args.etl_root}"] if args.etl_root else SMALL_SYNTHETIC
@@ -76,13 +88,22 @@ def markdown(result: dict) -> str:
         f"`python -m kanji_lab {' '.join(result['command_overrides'])}`{code}:",
         "",
         f"| model | test top-1 | largest drop after epoch {result['settle']} "
-        "| validation top-1 per epoch |",
-        "|---|---|---|---|",
+        f"| best validation (epoch) | early stopping, patience {' / '.join(map(str, PATIENCE))}: "
+        "last epoch, best validation by then | validation top-1 per epoch |",
+        "|---|---|---|---|---|---|",
     ]
     for model, r in result["models"].items():
-        curve = " ".join(f"{v:.3f}" for v in r["val_top1"])
+        values = r["val_top1"]
+        curve = " ".join(f"{v:.3f}" for v in values)
         drop = f"{100 * r['largest_drop']:.1f} points"
-        lines.append(f"| {model} | {100 * r['test_top1']:.2f}% | {drop} | {curve} |")
+        peak = max(range(len(values)), key=values.__getitem__) if values else -1
+        best = f"{values[peak]:.3f} ({peak + 1})" if values else ""
+        stops = " / ".join(
+            f"{epoch}, {value:.3f}" for epoch, value in (early_stop(values, p) for p in PATIENCE)
+        )
+        lines.append(
+            f"| {model} | {100 * r['test_top1']:.2f}% | {drop} | {best} | {stops} | {curve} |"
+        )
     return "\n".join(lines)
 
 

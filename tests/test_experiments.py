@@ -213,7 +213,20 @@ def test_val_stability_reads_the_epoch_curve_and_its_largest_drop(tmp_path):
     assert largest_drop([0.5, 0.8, 0.6, 0.9], settle=2) == 0.0
     row = {"val_top1": [0.5, 0.8], "largest_drop": 0.0, "test_top1": 0.9}
     text = markdown({"command_overrides": ["model=cnn"], "settle": 3, "models": {"cnn": row}})
-    assert "| cnn | 90.00% | 0.0 points | 0.500 0.800 |" in text
+    assert "| cnn | 90.00% | 0.0 points | 0.800 (2) | 2, 0.800 / 2, 0.800 | 0.500 0.800 |" in text
+
+
+def test_early_stopping_is_replayed_as_lightning_counts_patience():
+    """No improvement (ties included) for ``patience`` epochs in a row ends the run there; the
+    best checkpoint keeps the best value so far; a curve that keeps improving runs out."""
+    from experiments.harness import early_stop
+
+    plateau = [0.5, 0.9, 0.8, 0.9, 0.85, 0.88, 0.95]
+    assert early_stop(plateau, 4) == (6, 0.9)
+    assert early_stop(plateau, 5) == (7, 0.95)
+    assert early_stop([0.1, 0.2, 0.3], 1) == (3, 0.3)
+    assert early_stop([0.3, 0.3], 1) == (2, 0.3)
+    assert early_stop([], 5) == (0, float("-inf"))
 
 
 def test_few_writers_reads_the_training_split_size_and_tabulates_each_mix(tmp_path):
@@ -279,6 +292,7 @@ def test_etl_like_refuses_classes_etl9g_lacks(tmp_path, capsys, monkeypatch):
     [
         ("etl_like", ["out", "--writers", "0"], "at least one writer"),
         ("val_stability", ["--code", "nowhere"], "not a checkout of kanji_lab"),
+        ("val_stability", ["--render", "--name", "no_such_results"], "no results file"),
         ("few_writers", ["--etl-root", "nowhere"], "no such folder"),
         ("few_writers", ["--etl-root", "here", "--writers", "20,some"], "some is not a count"),
     ],

@@ -295,6 +295,15 @@ def test_every_architecture_has_recipes():
     assert "synthetic_hiercode_zeroshot" in RECIPES
 
 
+def test_etl_recipes_train_their_whole_schedule(tmp_path):
+    """The real-data recipes leave early stopping out (it ended a 30-epoch cosine schedule at its
+    middle on a plateau: experiments/val_stability.py); the defaults keep it."""
+    for arch in ("cnn", "rnn", "hiercode", "vit"):
+        cfg = compose_train([f"experiment=etl9g_{arch}"], tmp_path, tmp_path)
+        assert cfg.callbacks.early_stopping is None and cfg.trainer.max_epochs >= 30, arch
+    assert compose_train([], tmp_path, tmp_path).callbacks.early_stopping.patience == 5
+
+
 @pytest.mark.slow
 def test_every_recipe_runs_one_batch(tmp_path):
     """``python -m kanji_lab -m experiment=<every recipe> debug=fdr``; ETL recipes read a data
