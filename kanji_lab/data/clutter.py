@@ -1,9 +1,10 @@
 """Clutter removal: ink that belongs to the page, not to the character, taken out before framing.
 
 A character cut from a form, a grid or a page carries fragments of its neighbours at the edges
-(a stroke end, a dot, a short bar), the remains of a ruled or grid line, and specks. The crop of
-:func:`kanji_lab.data.normalize.ink_boxes` would frame them with the character and shrink it, so
-:func:`remove_clutter` erases them first. On the ink above ``threshold`` x 255, per image:
+(a stroke end, a dot, a short bar), the remains of a ruled or grid line, and specks. The crop
+of :func:`kanji_lab.data.normalize.normalize_ink` (its step 3) would frame them with the
+character and shrink it, so :func:`remove_clutter` erases them first. On the ink above
+``threshold`` x 255, per image:
 
 1. **Lines**: rows (columns) within the outer band whose ink runs from within ``clutter_line`` of
    the first to within ``clutter_line`` of the last column (row) and covers over ``clutter_run``
