@@ -195,7 +195,6 @@ def bench_in_process(path: Path, count: int, old: ModuleType) -> dict[str, float
 OLD_PREPARE = """
 import sys
 sys.path.insert(0, {folder!r})
-import numpy as np
 import old_normalize
 from kanji_lab.data import etl
 etl.normalize_ink = old_normalize.normalize_ink  # what etl.decode_images calls
