@@ -29,7 +29,7 @@ if not __package__:  # run as a file: make `experiments` importable
 from experiments import realsets  # noqa: E402
 from experiments.results_io import record  # noqa: E402
 from kanji_lab.data.forms import cut_cell_pairs
-from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink, strokes_input
+from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink
 
 INK = 64  # a pixel counts as ink above this level of the normalised input
 
@@ -70,7 +70,7 @@ def changed(images: list[np.ndarray], settings: dict[str, float], base: np.ndarr
 
 def measure(changes: list[dict[str, float]]) -> dict[str, Any]:
     traces = realsets.tomoe_traces()
-    glyphs = np.stack([strokes_input(t.strokes) for t in traces])
+    glyphs = realsets.sheet_glyphs(traces)
     pairs = cut_cell_pairs(glyphs, np.random.default_rng(0))  # the cells set's layout
     drawings = [draw_strokes(t.strokes) for t in traces]
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.forms import cut_cells
-from kanji_lab.data.normalize import strokes_input
+from kanji_lab.data.normalize import SETTINGS, strokes_input
 from kanji_lab.data.strokes.files import read_stroke_file
 
 REALDEV = Path(__file__).resolve().parents[2] / "shared" / "realdev"
@@ -66,11 +66,21 @@ def make_pad_folder(folder: Path, classes: str | None = None) -> Path:
     return _write_labels(folder, rows)
 
 
+# the sets' glyphs framed by the ink's extent (as version 4 framed them), so that a set stays
+# the same whatever frame the model under test reads with
+DRAWN = {**SETTINGS, "frame_sd": 0.0}
+
+
+def sheet_glyphs(traces: list) -> np.ndarray:
+    """The 64x64 ink-bright glyphs of ``traces`` that the cells set writes on its sheet."""
+    return np.stack([strokes_input(t.strokes, settings=DRAWN) for t in traces])
+
+
 def make_cells_folder(folder: Path, classes: str | None = None) -> Path:
     """Tomoe characters of ``classes`` cut from a sheet with their neighbours, as PNGs."""
     folder.mkdir(parents=True, exist_ok=True)
     traces = tomoe_traces(classes)
-    glyphs = np.stack([strokes_input(t.strokes) for t in traces])
+    glyphs = sheet_glyphs(traces)
     rows = []
     for i, (cell, trace) in enumerate(zip(cut_cells(glyphs, np.random.default_rng(0)), traces,
                                           strict=True)):  # fmt: skip
@@ -90,7 +100,7 @@ def make_scan_folder(folder: Path, classes: str | None = None) -> Path:
     yy, xx = np.mgrid[0:side, 0:side] / side
     rows = []
     for i, trace in enumerate(tomoe_traces(classes)):
-        ink = strokes_input(trace.strokes)  # 64x64, ink bright, the character's own strokes
+        ink = strokes_input(trace.strokes, settings=DRAWN)  # 64x64, ink bright, its own strokes
         ink = np.asarray(Image.fromarray(ink).resize((side, side), Image.Resampling.BILINEAR))
         darkness = rng.uniform(0.25, 0.6)  # pencil: grey, not black
         angle = rng.uniform(0, 2 * np.pi)

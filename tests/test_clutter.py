@@ -31,6 +31,12 @@ def drawn(char: str) -> np.ndarray:
     )
 
 
+def framed(char: str) -> np.ndarray:
+    """The drawing framed by its ink's extent (the quantile box, whatever frame the definition
+    under test reads with): the glyph the tests write into cells at a known size."""
+    return normalize_ink(drawn(char), settings={**normalize.SETTINGS, "frame_sd": 0.0})
+
+
 def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float64) - b).mean())
 
@@ -84,7 +90,7 @@ def test_uneven_paper_is_flattened_and_clean_paper_left_alone():
     rng, flat_off = np.random.default_rng(0), {**normalize.SETTINGS, "flatten": 0.0}
     on, off = [], []
     for char in CHARS:
-        cell = in_cell(normalize_ink(drawn(char)), rng)
+        cell = in_cell(framed(char), rng)
         clean = normalize_ink(cell)
         assert np.array_equal(clean, normalize_ink(cell, settings=flat_off)), char
         assert np.array_equal(
@@ -107,7 +113,7 @@ def test_ink_wider_than_the_flatten_window_is_not_hollowed():
 
 def test_fragments_grid_lines_and_specks_are_removed():
     for char in CHARS:
-        cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
+        cell = in_cell(framed(char), np.random.default_rng(0))
         clean, messy = normalize_ink(cell), cluttered(cell)
         assert mean_diff(normalize_ink(messy), clean) < 2.0, char
         assert mean_diff(normalize_ink(messy, settings=OFF), clean) > 10.0, char  # it mattered
@@ -129,7 +135,7 @@ def test_a_neighbours_long_stroke_beside_the_cell_is_removed():
     before = {k: v for k, v in normalize.SETTINGS.items() if k != "clutter_bar"}
     kept = 0
     for char in CHARS:
-        cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
+        cell = in_cell(framed(char), np.random.default_rng(0))
         clean, messy = normalize_ink(cell), beside(cell)
         assert mean_diff(normalize_ink(messy), clean) < 2.0, char
         kept += mean_diff(normalize_ink(messy, settings=no_bar), clean) > 10.0
@@ -142,13 +148,14 @@ def test_a_neighbours_long_stroke_beside_the_cell_is_removed():
 
 
 def test_cells_cut_from_a_sheet_read_closer_to_the_clean_character():
-    glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
+    glyphs = np.stack([framed(c) for c in CHARS])
     cells = cut_cells(glyphs, np.random.default_rng(3))
     assert len(cells) == len(glyphs) and all(c.dtype == np.uint8 for c in cells)
     assert all(abs(c.shape[0] - PITCH) <= 0.2 * PITCH for c in cells)
-    on = np.mean([mean_diff(normalize_ink(c), g) for c, g in zip(cells, glyphs, strict=True)])
+    read = [normalize_ink(drawn(c)) for c in CHARS]
+    on = np.mean([mean_diff(normalize_ink(c), r) for c, r in zip(cells, read, strict=True)])
     off = np.mean(
-        [mean_diff(normalize_ink(c, settings=OFF), g) for c, g in zip(cells, glyphs, strict=True)]
+        [mean_diff(normalize_ink(c, settings=OFF), r) for c, r in zip(cells, read, strict=True)]
     )
     assert on < 0.6 * off, (on, off)
 
@@ -158,17 +165,17 @@ def test_a_cell_framed_by_its_grid_reads_as_dark_ink_on_paper():
     file comes from the paper around the character, not from the outermost pixels (which read
     the paper as ink before)."""
     for char in "川回が":
-        cell = in_cell(normalize_ink(drawn(char)), np.random.default_rng(0))
-        framed = cell.copy()
-        framed[:2], framed[-2:], framed[:, :2], framed[:, -2:] = 220, 220, 220, 220
-        assert has_dark_ink(255 - framed) and not has_dark_ink(framed)
-        scan = Image.fromarray(255 - framed)  # dark ink and grid on white paper
-        assert np.array_equal(normalize_image(scan), normalize_ink(framed)), char
-        assert np.array_equal(normalize_image(Image.fromarray(framed)), normalize_ink(framed))
+        cell = in_cell(framed(char), np.random.default_rng(0))
+        gridded = cell.copy()
+        gridded[:2], gridded[-2:], gridded[:, :2], gridded[:, -2:] = 220, 220, 220, 220
+        assert has_dark_ink(255 - gridded) and not has_dark_ink(gridded)
+        scan = Image.fromarray(255 - gridded)  # dark ink and grid on white paper
+        assert np.array_equal(normalize_image(scan), normalize_ink(gridded)), char
+        assert np.array_equal(normalize_image(Image.fromarray(gridded)), normalize_ink(gridded))
 
 
 def test_cut_cells_is_deterministic_and_refuses_a_single_glyph():
-    glyphs = np.stack([normalize_ink(drawn(c)) for c in "川三回"])
+    glyphs = np.stack([framed(c) for c in "川三回"])
     a = cut_cells(glyphs, np.random.default_rng(5))
     b = cut_cells(glyphs, np.random.default_rng(5))
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
@@ -177,7 +184,7 @@ def test_cut_cells_is_deterministic_and_refuses_a_single_glyph():
 
 
 def test_switched_off_by_a_zero_band():
-    messy = cluttered(in_cell(normalize_ink(drawn("川")), np.random.default_rng(0)))
+    messy = cluttered(in_cell(framed("川"), np.random.default_rng(0)))
     ink = normalize.stretch_contrast(messy[None])
     assert np.array_equal(remove_clutter(ink, OFF), ink)
     assert not np.array_equal(remove_clutter(ink, normalize.SETTINGS), ink)
@@ -185,7 +192,7 @@ def test_switched_off_by_a_zero_band():
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
-    glyphs = np.stack([normalize_ink(drawn(c)) for c in CHARS])
+    glyphs = np.stack([framed(c) for c in CHARS])
     images = [*cut_cells(glyphs, np.random.default_rng(7)), *(drawn(c) for c in CHARS[:3])]
     images.append(cluttered(in_cell(glyphs[0], np.random.default_rng(1))))
     images += [beside(in_cell(g, np.random.default_rng(4))) for g in glyphs[:3]]

@@ -32,10 +32,12 @@ CHARS = "亜韻翁がぱ川三回心小い十縄鬱永あ字明林森"
 @pytest.fixture(autouse=True)
 def without_flatten(monkeypatch):
     """These tests hold the compiled steps to the definition they replaced, which had no step 0
-    (``flatten``, version 3) and no bars along the edges (``clutter_bar``, version 4; both in
-    tests/test_clutter.py); with them off the definitions are the same."""
+    (``flatten``, version 3), no bars along the edges (``clutter_bar``, version 4; both in
+    tests/test_clutter.py) and the quantile box (``frame_sd``, version 5: tests/test_frame.py);
+    with them off the definitions are the same."""
     monkeypatch.setitem(SETTINGS, "flatten", 0.0)
     monkeypatch.setitem(SETTINGS, "clutter_bar", 0.0)
+    monkeypatch.setitem(SETTINGS, "frame_sd", 0.0)
 
 
 @pytest.fixture(scope="module")

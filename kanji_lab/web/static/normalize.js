@@ -608,29 +608,64 @@ function quantile(profile, fraction) {
   return profile.length - 1;
 }
 
+// [start, end]: `sds` standard deviations either side of the profile's mass centre (cell i's
+// mass at i + 0.5), summed in the order Python's _spread sums; the whole profile when empty.
+function spread(profile, sds) {
+  let total = 0;
+  let first = 0;
+  for (let i = 0; i < profile.length; i++) {
+    total += profile[i];
+    first += profile[i] * (i + 0.5);
+  }
+  if (!(total > 0)) return [0, profile.length];
+  const mean = first / total;
+  let second = 0;
+  for (let i = 0; i < profile.length; i++) {
+    const d = i + 0.5 - mean;
+    second += profile[i] * d * d;
+  }
+  const half = sds * Math.sqrt(second / total);
+  return [mean - half, mean + half];
+}
+
 // [top, bottom, left, right] (pixel edges): all but `trim` (each side) of the mass of the ink
-// above `threshold` x 255, per axis, sub-pixel.
+// above `threshold` x 255, per axis, sub-pixel; from version 5 (`frame_sd`) narrowed to the mass
+// centre +- `frame_sd` standard deviations, each pixel weighing at most `frame_cap` x 255 there.
 export function inkBox(ink, width, height, settings) {
   const limit = 255.0 * Number(settings.threshold);
+  const sds = Number(settings.frame_sd || 0); // models before version 5: the quantile box
+  const cap = 255.0 * Number(settings.frame_cap ?? 1);
   const rows = new Float64Array(height);
   const cols = new Float64Array(width);
+  const cappedRows = new Float64Array(height);
+  const cappedCols = new Float64Array(width);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const v = ink[y * width + x];
       if (v > limit) {
         rows[y] += v;
         cols[x] += v;
+        cappedRows[y] += Math.min(v, cap);
+        cappedCols[x] += Math.min(v, cap);
       }
     }
   }
   const trim = Number(settings.trim);
   const reversed = (a) => Float64Array.from(a).reverse();
-  return [
+  const box = [
     quantile(rows, trim),
     height - quantile(reversed(rows), trim),
     quantile(cols, trim),
     width - quantile(reversed(cols), trim),
   ];
+  if (sds > 0) {
+    for (const [axis, profile] of [[0, cappedRows], [2, cappedCols]]) {
+      const [start, end] = spread(profile, sds);
+      box[axis] = Math.max(box[axis], start);
+      box[axis + 1] = Math.min(box[axis + 1], end);
+    }
+  }
+  return box;
 }
 
 // The side, in source pixels, of the square frame around the box.
