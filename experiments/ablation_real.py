@@ -27,7 +27,9 @@ Only characters in the row's vocabulary are scored (the rest are counted apart b
 seed the run never saw (``held_out``): a style the model has not met, like real writing, but
 measured on every class of the row.
 
-Writes experiments/results/ablation_real.json (every row so far) and .md (the table).
+Writes experiments/results/ablation_real.json (every row so far) and .md (the table, and the
+means of rows repeated at other seeds: a row named "<change>, seed N" is "<change>" at seed N);
+``--render`` writes the tables anew from the .json without training.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
 
 if not __package__:  # run as a file: make `experiments` importable
@@ -49,7 +52,7 @@ from experiments.realsets import (  # noqa: E402
     make_scan_folder,
     stroke_data,
 )
-from experiments.results_io import RESULTS, ROOT, provenance, record  # noqa: E402
+from experiments.results_io import RESULTS, ROOT, provenance, record, render  # noqa: E402
 from kanji_lab.data.charsets import etl9g_classes, jis_level1_kanji
 from kanji_lab.data.synthetic.render import FAMILIES
 
@@ -83,13 +86,23 @@ def evaluate(ws: Workspace, run_dir: Path, data: list[str], code: Path = ROOT) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--row", required=True, help="name of this ablation row")
+    parser.add_argument("--row", help="name of this ablation row (required unless --render)")
+    parser.add_argument(
+        "--render", action="store_true", help="only write the tables anew from the results file"
+    )
     parser.add_argument("--code", help="train with the kanji_lab of another checkout (baseline)")
     parser.add_argument("--classes", type=int, default=500)
     parser.add_argument("--cache", help="cache folder to reuse between rows of equal data")
     parser.add_argument("--hold-out", choices=FAMILIES, help="a style family to train without")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
     args = parser.parse_args()
+    if args.render:
+        if not (rows := _rows()):
+            parser.exit(2, f"no rows to render: {RESULTS / 'ablation_real.json'} is missing\n")
+        render("ablation_real", _markdown(rows))
+        return
+    if not args.row:
+        parser.error("--row NAME is required (or --render)")
     classes = class_set(args.classes)
     with workspace(cache=args.cache) as ws:
         code = Path(args.code).resolve() if args.code else ROOT
@@ -143,24 +156,59 @@ def _rows() -> list[dict]:
     return json.loads(path.read_text())["rows"] if path.is_file() else []
 
 
+REAL = ["tomoe", "tegaki", "pad", "cells", "scans"]
+SEED = re.compile(r", seed \d+$")  # rows named "<change>, seed N" repeat "<change>" at seed N
+
+
 def _markdown(rows: list[dict]) -> str:
     families = sorted({k for r in rows for k in r["sets"]["synthetic"]["per_source"]})
-    real = ["tomoe", "tegaki", "pad", "cells", "scans"]
-    head = ["row", "synthetic test", *[f.split("/")[-1] for f in families], *real, "held out",
-            "train s"]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = ["synthetic test", *[f.split("/")[-1] for f in families], *REAL]
+    lines = _table(["row", *head, "held out", "train s"])
     for r in rows:
-        s = r["sets"]
-        fam = [s["synthetic"]["per_source"].get(f) for f in families]
-        cells = [r["row"], s["synthetic"]["top1"], *fam, *(s.get(k, {}).get("top1") for k in real)]
-        text = [cells[0]] + ["" if v is None else f"{100 * v:.1f}" for v in cells[1:]]
-        held = s.get("held_out")
-        text.append(f"{held['family']} {100 * held['top1']:.1f}" if held else "")
-        lines.append("| " + " | ".join(text) + f" | {r['train_s']:.0f} |")
+        held = r["sets"].get("held_out")
+        held_text = f"{held['family']} {100 * held['top1']:.1f}" if held else ""
+        lines.append(_line([r["row"], *_percent(_scores(r, families)), held_text,
+                            f"{r['train_s']:.0f}"]))  # fmt: skip
+    means = _table(["row (mean over seeds)", "seeds", *head])
+    for name, group in _seed_groups(rows):
+        scores = [_scores(r, families) for r in group]
+        columns = zip(*scores, strict=True)
+        mean = [None if None in column else sum(column) / len(column) for column in columns]
+        means.append(_line([name, str(len(group)), *_percent(mean, 2)]))
     return (
         "Ablation on a reduced class set (`python experiments/ablation_real.py`), top-1 %, "
-        f"{rows[-1]['classes']} classes:\n\n" + "\n".join(lines)
+        f"{rows[-1]['classes']} classes:\n\n"
+        + "\n".join(lines)
+        + "\n\nRows repeated at other seeds, their mean top-1 % (a set missing from one of "
+        "them: blank):\n\n" + "\n".join(means)
     )
+
+
+def _scores(row: dict, families: list[str]) -> list[float | None]:
+    """Top-1 of the synthetic test, of each family of it and of each real set (None: not run)."""
+    s = row["sets"]
+    fam = [s["synthetic"]["per_source"].get(f) for f in families]
+    return [s["synthetic"]["top1"], *fam, *(s.get(k, {}).get("top1") for k in REAL)]
+
+
+def _seed_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The rows grouped by their change (the name less ", seed N"), groups of two or more."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(SEED.sub("", r["row"]), []).append(r)
+    return [(name, group) for name, group in groups.items() if len(group) > 1]
+
+
+def _percent(values: list[float | None], digits: int = 1) -> list[str]:
+    return ["" if v is None else f"{100 * v:.{digits}f}" for v in values]
+
+
+def _table(head: list[str]) -> list[str]:
+    return [_line(head), "|" + "---|" * len(head)]
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 if __name__ == "__main__":

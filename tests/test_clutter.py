@@ -18,6 +18,7 @@ from kanji_lab.data.forms import PITCH, cut_cells
 from kanji_lab.data.images import has_dark_ink, normalize_image
 from kanji_lab.data.kanjivg import load_strokes
 from kanji_lab.data.normalize import draw_strokes, normalize_ink
+from tests.test_frame import tailed
 
 NORMALIZE_JS = Path(normalize.__file__).parents[1] / "web" / "static" / "normalize.js"
 CHARS = "がぱ川三回心小い十縄"
@@ -202,6 +203,7 @@ def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
     blot = np.zeros((80, 40), np.uint8)
     blot[10:71, 10:31] = 255
     images.append(np.maximum(shaded(blot, rng), blot))
+    images += [tailed(), shaded(tailed(), rng)]  # frames narrowed to the moments (version 5)
     payload = [
         {"width": i.shape[1], "height": i.shape[0], "data": i.ravel().tolist()} for i in images
     ]

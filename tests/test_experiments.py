@@ -291,6 +291,7 @@ def test_etl_like_refuses_classes_etl9g_lacks(tmp_path, capsys, monkeypatch):
     "script, argv, message",
     [
         ("etl_like", ["out", "--writers", "0"], "at least one writer"),
+        ("ablation_real", [], "--row NAME is required"),
         ("val_stability", ["--code", "nowhere"], "not a checkout of kanji_lab"),
         ("val_stability", ["--render", "--name", "no_such_results"], "no results file"),
         ("few_writers", ["--etl-root", "nowhere"], "no such folder"),
@@ -453,3 +454,20 @@ def test_cut_cell_pairs_are_the_cut_cells_and_the_character_alone():
     for (cut, alone), cell in zip(pairs, cells, strict=True):
         assert np.array_equal(cut, cell) and cut.shape == alone.shape
         assert (alone <= cut).all() and alone.sum() < cut.sum()  # neighbours and grid only add
+
+
+def test_ablation_means_rows_repeated_at_other_seeds():
+    from experiments.ablation_real import _markdown
+
+    def row(name: str, top1: float, tomoe: float | None = None) -> dict:
+        sets = {"synthetic": {"top1": top1, "per_source": {"synthetic/pen": top1}}}
+        if tomoe is not None:
+            sets["tomoe"] = {"top1": tomoe}
+        return {"row": name, "classes": 5, "train_s": 1.0, "sets": sets}
+
+    rows = [row("a", 0.90, 0.80), row("b", 0.5), row("a, seed 2", 0.94, 0.70)]
+    rows.append(row("b, seed 3", 0.7, 0.6))  # tomoe missing from one of them: no mean
+    means = _markdown(rows).split("their mean top-1 %")[1]
+    assert "| a | 2 | 92.00 | 92.00 | 75.00 |  |" in means
+    assert "| b | 2 | 60.00 | 60.00 |  |  |" in means
+    assert "seed" not in means.split("|---|")[-1]  # one line per change, named without its seed
