@@ -413,31 +413,34 @@ def _frame_side(box, margin):  # pragma: no cover - compiled
     return max(max(box[1] - box[0], box[3] - box[2]), 1.0) * (1.0 + 2.0 * margin)
 
 
-@njit(cache=True, fastmath={"reassoc"})  # the row sums in any order: vectorised
+@njit(cache=True)
 def _mass_box(ink, mask, trim):  # pragma: no cover - compiled
     """``(top, bottom, left, right)`` float pixel edges of the ink: each edge a quantile of the
     ink's mass above the threshold projected on that axis (``trim`` of it outside), so that
     faint noise and specks do not set the frame; a blank image gets the whole frame."""
     height, width = ink.shape
-    rows = np.zeros(height, np.float64)
-    cols = np.zeros(width, np.float64)
-    for y in range(height):
-        total, line, ok = 0.0, ink[y], mask[y].view(np.uint8)
-        for x in range(width):
-            v = np.float64(line[x]) if ok[x] else 0.0
-            total += v
-            cols[x] += v
-        rows[y] = total
+    rows, cols = _profiles(ink, mask, np.inf)
     box = np.empty(4)
     box[0], box[1] = _quantile(rows, trim), height - _quantile(rows[::-1], trim)
     box[2], box[3] = _quantile(cols, trim), width - _quantile(cols[::-1], trim)
     return box
 
 
-@njit(cache=True, fastmath={"reassoc"})  # (exact either way: sums of float32 values and halves)
+@njit(cache=True)
 def _narrow_to_moments(box, ink, mask, sds, cap):  # pragma: no cover - compiled
     """``box`` narrowed, per axis, to ``sds`` standard deviations either side of the mass centre
     of the ink above the threshold, each pixel weighing at most ``cap``."""
+    rows, cols = _profiles(ink, mask, cap)
+    for axis, profile in ((0, rows), (2, cols)):
+        start, end = _spread(profile, sds)
+        box[axis], box[axis + 1] = max(box[axis], start), min(box[axis + 1], end)
+
+
+# the sums in any order (vectorised), exact either way: float32 values (and halves) in float64
+@njit(cache=True, fastmath={"reassoc"})
+def _profiles(ink, mask, cap):  # pragma: no cover - compiled
+    """The mass of the ink above the threshold per row and per column, each pixel weighing at
+    most ``cap``."""
     height, width = ink.shape
     rows = np.zeros(height, np.float64)
     cols = np.zeros(width, np.float64)
@@ -448,9 +451,7 @@ def _narrow_to_moments(box, ink, mask, sds, cap):  # pragma: no cover - compiled
             total += v
             cols[x] += v
         rows[y] = total
-    for axis, profile in ((0, rows), (2, cols)):
-        start, end = _spread(profile, sds)
-        box[axis], box[axis + 1] = max(box[axis], start), min(box[axis + 1], end)
+    return rows, cols
 
 
 @njit(cache=True)  # (not reassociated: the browser sums in this order and must agree)
