@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render:
         if not (rows := _rows()):
-            parser.exit(2, f"no rows to render: {RESULTS / 'ablation_real.json'} is missing\n")
+            parser.error(f"--render: no results file {RESULTS / 'ablation_real.json'}")
         render("ablation_real", _markdown(rows))
         return
     if not args.row:

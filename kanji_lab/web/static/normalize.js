@@ -628,28 +628,29 @@ function spread(profile, sds) {
   return [mean - half, mean + half];
 }
 
+// [rows, cols]: the mass of the ink above `limit` per row and per column, each pixel weighing at
+// most `cap` (Python's _profiles).
+function profiles(ink, width, height, limit, cap) {
+  const rows = new Float64Array(height);
+  const cols = new Float64Array(width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = ink[y * width + x];
+      if (v > limit) {
+        rows[y] += Math.min(v, cap);
+        cols[x] += Math.min(v, cap);
+      }
+    }
+  }
+  return [rows, cols];
+}
+
 // [top, bottom, left, right] (pixel edges): all but `trim` (each side) of the mass of the ink
 // above `threshold` x 255, per axis, sub-pixel; from version 5 (`frame_sd`) narrowed to the mass
 // centre +- `frame_sd` standard deviations, each pixel weighing at most `frame_cap` x 255 there.
 export function inkBox(ink, width, height, settings) {
   const limit = 255.0 * Number(settings.threshold);
-  const sds = Number(settings.frame_sd || 0); // models before version 5: the quantile box
-  const cap = 255.0 * Number(settings.frame_cap ?? 1);
-  const rows = new Float64Array(height);
-  const cols = new Float64Array(width);
-  const cappedRows = new Float64Array(height);
-  const cappedCols = new Float64Array(width);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const v = ink[y * width + x];
-      if (v > limit) {
-        rows[y] += v;
-        cols[x] += v;
-        cappedRows[y] += Math.min(v, cap);
-        cappedCols[x] += Math.min(v, cap);
-      }
-    }
-  }
+  const [rows, cols] = profiles(ink, width, height, limit, Infinity);
   const trim = Number(settings.trim);
   const reversed = (a) => Float64Array.from(a).reverse();
   const box = [
@@ -658,8 +659,11 @@ export function inkBox(ink, width, height, settings) {
     quantile(cols, trim),
     width - quantile(reversed(cols), trim),
   ];
+  const sds = Number(settings.frame_sd || 0); // models before version 5: the quantile box
   if (sds > 0) {
-    for (const [axis, profile] of [[0, cappedRows], [2, cappedCols]]) {
+    const cap = 255.0 * Number(settings.frame_cap ?? 1);
+    const capped = profiles(ink, width, height, limit, cap);
+    for (const [axis, profile] of [[0, capped[0]], [2, capped[1]]]) {
       const [start, end] = spread(profile, sds);
       box[axis] = Math.max(box[axis], start);
       box[axis + 1] = Math.min(box[axis + 1], end);
