@@ -29,6 +29,7 @@ from experiments.etl_files import first_sheet, jis_codes, pack4, to_levels, writ
 from kanji_lab.data import kanjivg
 from kanji_lab.data.charsets import etl9g_classes, resolve_classes
 from kanji_lab.data.forms import cut_cells
+from kanji_lab.data.normalize import linear
 from kanji_lab.data.synthetic import render
 
 WRITERS_PER_FILE = 4  # as in the ETL9G archive
@@ -42,7 +43,7 @@ def writer_cells(
     rng = np.random.default_rng([seed, writer])
     hand = render.FORM_HANDS[writer % len(render.FORM_HANDS)]
     style = render.writer_style(hand, rng)
-    glyphs = np.stack([render.render_strokes(s, style, rng) for s in strokes])
+    glyphs = np.stack([render.render_strokes(s, style, rng, linear()) for s in strokes])
     cells = cut_cells(glyphs, rng)
     sized = [Image.fromarray(c).resize(CELL, Image.Resampling.BILINEAR) for c in cells]
     return np.stack([to_levels(np.asarray(c), rng) for c in sized])

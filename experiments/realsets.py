@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.forms import cut_cells
-from kanji_lab.data.normalize import SETTINGS, strokes_input
+from kanji_lab.data.normalize import SETTINGS, linear, strokes_input
 from kanji_lab.data.strokes.files import read_stroke_file
 
 REALDEV = Path(__file__).resolve().parents[2] / "shared" / "realdev"
@@ -66,9 +66,9 @@ def make_pad_folder(folder: Path, classes: str | None = None) -> Path:
     return _write_labels(folder, rows)
 
 
-# the sets' glyphs framed by the ink's extent (as version 4 framed them), so that a set stays
-# the same whatever frame the model under test reads with
-DRAWN = {**SETTINGS, "frame_sd": 0.0}
+# the sets' glyphs framed by the ink's extent (as version 4 framed them) and resized linearly, so
+# that a set stays the same whatever frame and resize the model under test reads with
+DRAWN = {**linear(SETTINGS), "frame_sd": 0.0}
 
 
 def sheet_glyphs(traces: list) -> np.ndarray:

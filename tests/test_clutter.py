@@ -33,9 +33,9 @@ def drawn(char: str) -> np.ndarray:
 
 
 def framed(char: str) -> np.ndarray:
-    """The drawing framed by its ink's extent (the quantile box, whatever frame the definition
-    under test reads with): the glyph the tests write into cells at a known size."""
-    return normalize_ink(drawn(char), settings={**normalize.SETTINGS, "frame_sd": 0.0})
+    """The drawing framed by its ink's extent (the quantile box) and resized linearly, whatever
+    the definition under test reads with: the glyph the tests write into cells at a known size."""
+    return normalize_ink(drawn(char), settings={**normalize.linear(), "frame_sd": 0.0})
 
 
 def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -191,6 +191,28 @@ def test_switched_off_by_a_zero_band():
     assert not np.array_equal(remove_clutter(ink, normalize.SETTINGS), ink)
 
 
+def browser_inputs(images: list[np.ndarray], settings: dict) -> np.ndarray:
+    """``normalize.js``'s ``normalizeInk`` of each image under ``settings`` (Node.js), flat."""
+    payload = [
+        {"width": i.shape[1], "height": i.shape[0], "data": i.ravel().tolist()} for i in images
+    ]
+    script = (
+        f"import {{ normalizeInk }} from {json.dumps(NORMALIZE_JS.as_uri())};"
+        "let text = ''; process.stdin.on('data', d => text += d);"
+        "process.stdin.on('end', () => { const {images, settings} = JSON.parse(text);"
+        "console.log(JSON.stringify(images.map(i => Array.from(normalizeInk("
+        "{width: i.width, height: i.height, data: Uint8Array.from(i.data)}, settings))))); });"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        input=json.dumps({"images": payload, "settings": settings}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return np.array(json.loads(done.stdout), dtype=np.int64)
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
     glyphs = np.stack([framed(c) for c in CHARS])
@@ -204,24 +226,7 @@ def test_browser_normalisation_matches_python_on_cluttered_and_shaded_cells():
     blot[10:71, 10:31] = 255
     images.append(np.maximum(shaded(blot, rng), blot))
     images += [tailed(), shaded(tailed(), rng)]  # frames narrowed to the moments (version 5)
-    payload = [
-        {"width": i.shape[1], "height": i.shape[0], "data": i.ravel().tolist()} for i in images
-    ]
-    script = (
-        f"import {{ normalizeInk }} from {json.dumps(NORMALIZE_JS.as_uri())};"
-        "let text = ''; process.stdin.on('data', d => text += d);"
-        "process.stdin.on('end', () => { const {images, settings} = JSON.parse(text);"
-        "console.log(JSON.stringify(images.map(i => Array.from(normalizeInk("
-        "{width: i.width, height: i.height, data: Uint8Array.from(i.data)}, settings))))); });"
-    )
-    done = subprocess.run(
-        ["node", "--input-type=module", "-e", script],
-        input=json.dumps({"images": payload, "settings": normalize.SETTINGS}),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    got = np.array(json.loads(done.stdout), dtype=np.int64)
+    got = browser_inputs(images, normalize.SETTINGS)
     want = np.stack([normalize_ink(i) for i in images]).reshape(len(images), -1)
     assert np.abs(got - want).max() <= 1
 
@@ -242,6 +247,8 @@ def test_the_generators_canvases_are_left_as_they_are_by_the_clutter_step(monkey
 
     skipped = samples()
     monkeypatch.setattr(
-        render, "normalize_ink", lambda images, clean=False: normalize_ink(images, clean=False)
+        render,
+        "normalize_ink",
+        lambda images, settings=None, clean=False: normalize_ink(images, settings=settings),
     )
     assert all(np.array_equal(a, b) for a, b in zip(skipped, samples(), strict=True))

@@ -33,11 +33,13 @@ CHARS = "亜韻翁がぱ川三回心小い十縄鬱永あ字明林森"
 def without_flatten(monkeypatch):
     """These tests hold the compiled steps to the definition they replaced, which had no step 0
     (``flatten``, version 3), no bars along the edges (``clutter_bar``, version 4; both in
-    tests/test_clutter.py) and the quantile box (``frame_sd``, version 5: tests/test_frame.py);
-    with them off the definitions are the same."""
+    tests/test_clutter.py), the quantile box (``frame_sd``, version 5: tests/test_frame.py) and
+    a linear resize (``density``, version 6: tests/test_density.py); with them off the
+    definitions are the same."""
     monkeypatch.setitem(SETTINGS, "flatten", 0.0)
     monkeypatch.setitem(SETTINGS, "clutter_bar", 0.0)
     monkeypatch.setitem(SETTINGS, "frame_sd", 0.0)
+    monkeypatch.setitem(SETTINGS, "density", 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ from tqdm import tqdm
 
 from kanji_lab.data import cache, cache_writer, forms, kanjivg
 from kanji_lab.data.charsets import resolve_classes, yielding_twins
-from kanji_lab.data.normalize import SETTINGS, normalize_ink
+from kanji_lab.data.normalize import SETTINGS, linear, normalize_ink
 from kanji_lab.data.sources import register
 from kanji_lab.data.splits import SPLITS, split_indices
 from kanji_lab.data.synthetic import fonts, render
@@ -134,6 +134,7 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
     style_rng = np.random.default_rng([seed, writer, _STYLE_STREAM])
     hand = str(style_rng.choice(render.FORM_HANDS)) if family == "form" else family
     style = render.writer_style(hand, style_rng)
+    drawn = linear() if family == "form" else None  # a form's cells are normalised once cut
     images, codepoints = [], []
     for char, copy in chars:
         key = [seed, writer, ord(char)] + ([copy] if copy else [])
@@ -142,9 +143,9 @@ def render_task(task: Task) -> tuple[np.ndarray, np.ndarray]:
             glyph = fonts.glyph_image(font_file or fallback, char, _weight(style, font_file, rng))
             if glyph is None:
                 continue
-            image = fonts.render_glyph(glyph, style, rng)
+            image = fonts.render_glyph(glyph, style, rng, drawn)
         else:
-            image = render.render_strokes(_STROKES[char], style, rng)
+            image = render.render_strokes(_STROKES[char], style, rng, drawn)
         images.append(image)
         codepoints.append(ord(char))
     empty = np.zeros((0, cache.IMAGE_SIZE, cache.IMAGE_SIZE), dtype=np.uint8)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from kanji_lab.data.normalize import Settings
 from kanji_lab.data.synthetic.render import (
     CANVAS,
     VIEWBOX,
@@ -87,8 +88,14 @@ def _draw(file: str, char: str, weight: int) -> Image.Image:
     return image
 
 
-def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """One sample of a glyph: the writer's affine, a smooth random warp, scan effects."""
+def render_glyph(
+    glyph: Image.Image,
+    style: WriterStyle,
+    rng: np.random.Generator,
+    settings: Settings | None = None,
+) -> np.ndarray:
+    """One sample of a glyph: the writer's affine, a smooth random warp, scan effects; normalised
+    by ``settings`` (default :data:`~kanji_lab.data.normalize.SETTINGS`)."""
     w, h = glyph.size
     matrix = sample_affine(style, rng)
     corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=float) - (w / 2, h / 2)
@@ -109,4 +116,4 @@ def render_glyph(glyph: Image.Image, style: WriterStyle, rng: np.random.Generato
             quad = (*src[i, j], *src[i + 1, j], *src[i + 1, j + 1], *src[i, j + 1])
             mesh.append((box, tuple(float(v) for v in quad)))
     canvas = glyph.transform((CANVAS, CANVAS), Image.Transform.MESH, mesh, Image.BILINEAR)
-    return finish(canvas, style, rng)
+    return finish(canvas, style, rng, settings)

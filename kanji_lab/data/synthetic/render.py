@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.cache import IMAGE_SIZE
 from kanji_lab.data.kanjivg import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX, Character
-from kanji_lab.data.normalize import normalize_ink
+from kanji_lab.data.normalize import Settings, normalize_ink
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
@@ -105,8 +105,11 @@ def writer_style(family: str, rng: np.random.Generator) -> WriterStyle:
     )
 
 
-def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """One handwritten sample of a character from its KanjiVG strokes: uint8 64x64, ink bright."""
+def render_strokes(
+    char: Character, style: WriterStyle, rng: np.random.Generator, settings: Settings | None = None
+) -> np.ndarray:
+    """One handwritten sample of a character from its KanjiVG strokes: uint8 64x64, ink bright,
+    normalised by ``settings`` (default :data:`~kanji_lab.data.normalize.SETTINGS`)."""
     points = _smooth(char.points.astype(np.float64), char, style.smooth)
     points = _fit(_jitter(points, char, style, rng), style, rng)
     thickness = style.thickness * float(np.exp(rng.normal(0.0, 0.08)))
@@ -138,7 +141,7 @@ def render_strokes(char: Character, style: WriterStyle, rng: np.random.Generator
             canvas.paste(fill, mask=layer)
         if joins[k] and k + 1 < n:
             _ligature(draw, points[stroke], points[char.starts[k + 1]], thickness, rng)
-    return finish(canvas, style, rng)
+    return finish(canvas, style, rng, settings)
 
 
 def _draw_polyline(
@@ -153,9 +156,15 @@ def _draw_polyline(
         draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
 
 
-def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
+def finish(
+    canvas: Image.Image,
+    style: WriterStyle,
+    rng: np.random.Generator,
+    settings: Settings | None = None,
+) -> np.ndarray:
     """Scan a drawn canvas (pencil grain, ink level, blur, noise, grey levels, resolution), then
-    normalise it like every other source (:func:`kanji_lab.data.normalize.normalize_ink`)."""
+    normalise it like every other source (:func:`kanji_lab.data.normalize.normalize_ink`, by
+    ``settings``)."""
     blur = style.blur * SCALE * float(np.exp(rng.normal(0.0, 0.2)))
     image = canvas.filter(ImageFilter.GaussianBlur(blur)) if blur > 0.05 else canvas
     coarse = style.resolution * float(np.exp(rng.normal(0.0, 0.1)))
@@ -173,7 +182,7 @@ def finish(canvas: Image.Image, style: WriterStyle, rng: np.random.Generator) ->
     elif style.levels < 256:
         step = 255.0 / (style.levels - 1)
         out = np.round(out / step) * step
-    return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8), clean=True)
+    return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8), settings=settings, clean=True)
 
 
 def sample_affine(style: WriterStyle, rng: np.random.Generator) -> np.ndarray:

@@ -745,24 +745,105 @@ function thicken(ink, width, height, pixel, settings) {
   return out;
 }
 
-// Output cell i averages the source span [start + i step, start + (i+1) step); cells outside
-// 0..length are paper. Per cell its source indices and weights: index and weight
-// [i * per .. i * per + count[i]].
-function taps(start, step, size, length) {
-  const per = Math.ceil(step) + 1;
+// Line density per row and per column of `mask` (width x height: the linear frame's ink over half
+// its level; Python's _gap_profiles): every run of paper between two inks along a column (a row)
+// adds one unit spread evenly over the rows (columns) it spans; runs open to the border add
+// nothing. Summed in Python's order.
+function gapProfiles(mask, width, height) {
+  const rows = new Float64Array(height);
+  const cols = new Float64Array(width);
+  const above = new Int32Array(width).fill(-1);
+  const addRun = (profile, last, here) => {
+    if (last >= 0 && here - last > 1) {
+      for (let k = last + 1; k < here; k++) profile[k] += 1.0 / (here - last - 1);
+    }
+  };
+  for (let y = 0; y < height; y++) {
+    let left = -1;
+    for (let x = 0; x < width; x++) {
+      if (mask[y * width + x]) {
+        addRun(cols, left, x);
+        addRun(rows, above[x], y);
+        left = x;
+        above[x] = y;
+      }
+    }
+  }
+  return [rows, cols];
+}
+
+// The linear position shown at output `position` (Python's _shown_at): itself outside the box's
+// room, by linear interpolation between the knots inside (room[k] < position <= room[k + 1]).
+function shownAt(position, knots, room) {
+  const last = room.length - 1;
+  if (position <= room[0] || position >= room[last]) return position;
+  let k = 0;
+  while (room[k + 1] < position) k++;
+  const width = room[k + 1] - room[k];
+  const inside = width > 0 ? (position - room[k]) / width : 0.0;
+  return knots[k] + inside * (knots[k + 1] - knots[k]);
+}
+
+// Output cell i's source span [first[i], first[i] + span[i]) (Python's _spans): `step` each from
+// `start` (linear), except within the box [lo, hi), which keeps its place in the output and whose
+// room is shared out as (1 - share) x its linear length + share x the line density `density`
+// (per output cell of the linear frame).
+function spans(start, step, size, lo, hi, density, share) {
+  const first = new Float64Array(size);
+  const span = new Float64Array(size).fill(step);
+  for (let i = 0; i < size; i++) first[i] = start + step * i;
+  const begin = (lo - start) / step;
+  const end = (hi - start) / step;
+  if (!(share > 0) || !(end > begin)) return { first, span };
+  const lower = Math.floor(begin);
+  const cells = Math.ceil(end) - lower;
+  const knots = new Float64Array(cells + 1);
+  const length = new Float64Array(cells);
+  const dense = new Float64Array(cells);
+  knots[0] = begin;
+  let total = 0;
+  for (let k = 0; k < cells; k++) {
+    const c = lower + k;
+    knots[k + 1] = Math.min(c + 1, end);
+    length[k] = knots[k + 1] - Math.max(c, begin);
+    if (c >= 0 && c < density.length) dense[k] = density[c] * length[k];
+    total += dense[k];
+  }
+  if (!(total > 0)) return { first, span };
+  const room = new Float64Array(cells + 1);
+  room[0] = begin;
+  for (let k = 0; k < cells; k++) {
+    const part = ((1.0 - share) * length[k]) / (end - begin) + (share * dense[k]) / total;
+    room[k + 1] = room[k] + part * (end - begin);
+  }
+  const edges = new Float64Array(size + 1);
+  for (let i = 0; i <= size; i++) edges[i] = start + step * shownAt(i, knots, room);
+  for (let i = 0; i < size; i++) {
+    first[i] = edges[i];
+    span[i] = edges[i + 1] - edges[i];
+  }
+  return { first, span };
+}
+
+// Output cell i averages the source span [first[i], first[i] + span[i]); cells outside 0..length
+// are paper. Per cell its source indices and weights: index and weight [i * per .. i * per +
+// count[i]].
+function taps({ first, span }, length) {
+  const size = first.length;
+  const per = Math.ceil(Math.max(...span)) + 1;
   const index = new Int32Array(size * per);
   const weight = new Float32Array(size * per);
   const count = new Int32Array(size);
   for (let i = 0; i < size; i++) {
-    const lo = start + step * i;
-    const hi = lo + step;
-    const first = Math.floor(lo);
+    const lo = first[i];
+    const hi = lo + span[i];
+    const cell0 = Math.floor(lo);
     for (let t = 0; t < per; t++) {
-      const c = first + t;
+      const c = cell0 + t;
       const overlap = Math.max(Math.min(hi, c + 1) - Math.max(lo, c), 0);
       if (c >= 0 && c < length && overlap > 0) {
         index[i * per + count[i]] = c;
-        weight[i * per + count[i]] = overlap / step;
+        weight[i * per + count[i]] = overlap / span[i];
         count[i]++;
       }
     }
@@ -770,13 +851,15 @@ function taps(start, step, size, length) {
   return { index, weight, count, per };
 }
 
-// Area-average the square frame around the box to size x size.
-export function resampleFrame(ink, width, height, box, settings, size) {
+// Area-average the square frame around the box to size x size; within the box, `density` (from
+// version 6) of each axis's room follows the line density [rows, cols] (gapProfiles).
+export function resampleFrame(ink, width, height, box, settings, size, density = [[], []]) {
   const [top, bottom, left, right] = box;
   const side = frameSide(box, settings);
   const step = side / size;
-  const rows = taps((top + bottom) / 2 - side / 2, step, size, height);
-  const cols = taps((left + right) / 2 - side / 2, step, size, width);
+  const share = Number(settings.density || 0);
+  const rows = taps(spans((top + bottom) / 2 - side / 2, step, size, top, bottom, density[0], share), height);
+  const cols = taps(spans((left + right) / 2 - side / 2, step, size, left, right, density[1], share), width);
   const tall = new Float64Array(size * width);
   for (let i = 0; i < size; i++) {
     for (let k = i * rows.per; k < i * rows.per + rows.count[i]; k++) {
@@ -807,7 +890,10 @@ export function normalizeInk(img, settings) {
   if (Number(settings.min_width || 0) > 0) {
     ink = thicken(ink, img.width, img.height, frameSide(box, settings) / size, settings);
   }
-  return resampleFrame(ink, img.width, img.height, box, settings, size);
+  const linear = resampleFrame(ink, img.width, img.height, box, settings, size);
+  if (!(Number(settings.density || 0) > 0)) return linear; // models before version 6
+  const density = gapProfiles(linear.map((v) => (v > 127 ? 1 : 0)), size, size);
+  return resampleFrame(ink, img.width, img.height, box, settings, size, density);
 }
 
 // Strokes -> {image: uint8 size x size, input: float32 x / 127.5 - 1 (the model's (1,1,s,s))}.
