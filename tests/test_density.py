@@ -84,6 +84,12 @@ def test_density_does_not_depend_on_the_resolution():
         assert np.abs(normalize_ink(image, settings=DENSE).astype(int) - want).mean() < effect / 10
 
 
+@pytest.mark.parametrize("density", [1.0, -0.1, float("nan")])
+def test_a_density_outside_its_range_is_refused(density):
+    with pytest.raises(ValueError, match=r"density must be in \[0, 1\)"):
+        normalize_ink(comb(), settings={**normalize.SETTINGS, "density": density})
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_browser_follows_the_density_as_python():
     glyphs = np.stack([framed(c) for c in CHARS])

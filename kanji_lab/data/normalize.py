@@ -139,6 +139,8 @@ class _Params(NamedTuple):
     @classmethod
     def of(cls, s: Settings) -> _Params:
         limit = np.float32(255.0 * float(s["threshold"]))
+        if not 0.0 <= float(s.get("density", 0.0)) < 1.0:  # at 1 a part of the box gets no room
+            raise ValueError(f"normalisation setting density must be in [0, 1), not {s['density']}")
         return cls(
             limit, float(s["trim"]), float(s["peak_floor"]), float(s.get("flatten", 0.0)),
             float(s["margin"]), float(s.get("frame_sd", 0.0)),
