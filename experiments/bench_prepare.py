@@ -51,7 +51,7 @@ from kanji_lab.data import etl
 from kanji_lab.data.charsets import etl9g_classes
 from kanji_lab.data.forms import cut_cells
 from kanji_lab.data.kanjivg import load_strokes
-from kanji_lab.data.normalize import SETTINGS, draw_strokes, normalize_ink
+from kanji_lab.data.normalize import SETTINGS, draw_strokes, linear, normalize_ink
 
 FULL = 607_200
 PER_FILE = 12_144
@@ -75,7 +75,7 @@ def glyph_bank(count: int = BANK, seed: int = 0) -> np.ndarray:
         drawings.append(draw_strokes(strokes, {**SETTINGS, "pen": rng.uniform(0.025, 0.065)}))
     levels = np.stack([to_levels(_in_cell(d, rng), rng) for d in drawings])
     # one cell in six cut from a sheet with its neighbours' fragments (and a grid, at times)
-    glyphs = normalize_ink(np.stack([_in_cell(d, rng) for d in drawings[:64]]))
+    glyphs = normalize_ink(np.stack([_in_cell(d, rng) for d in drawings[:64]]), settings=linear())
     for i in range(0, count, 6):
         cell = cut_cells(glyphs[rng.permutation(len(glyphs))[:2]], rng)[0]
         cell = np.asarray(Image.fromarray(cell).resize((128, 127), Image.Resampling.BILINEAR))
