@@ -97,3 +97,26 @@ def test_browser_follows_the_density_as_python():
     got = browser_inputs(images, DENSE)
     want = np.stack([normalize_ink(i, settings=DENSE) for i in images]).reshape(len(images), -1)
     assert np.abs(got - want).max() <= 1
+
+
+def test_a_form_writers_glyphs_are_resized_linearly_before_the_cut(monkeypatch):
+    """A form writer's cells are normalised once cut from its sheet, so the glyphs written on the
+    sheet are not reshaped by the line density first (it would apply twice); other writers'
+    samples are normalised once, with it."""
+    from kanji_lab.data import synthetic
+    from kanji_lab.data.kanjivg import load_strokes
+    from kanji_lab.data.synthetic import render
+
+    used = []
+
+    def spy(images, settings=None, clean=False):
+        used.append((settings or normalize.SETTINGS)["density"])
+        return normalize_ink(images, settings=settings, clean=clean)
+
+    monkeypatch.setattr(render, "normalize_ink", spy)
+    monkeypatch.setattr(synthetic, "_STROKES", {c: load_strokes(c) for c in "永木"})
+    images, _ = synthetic.render_task((0, 0, "form", "", (("永", 0), ("木", 0))))
+    assert used == [0.0, 0.0] and images.shape == (2, 64, 64)
+    used.clear()
+    synthetic.render_task((0, 1, "pen", "", (("永", 0),)))
+    assert used == [normalize.SETTINGS["density"]] and used[0] > 0
