@@ -341,12 +341,15 @@ def test_every_recipe_runs_one_batch(tmp_path):
     assert archs == {"cnn", "rnn", "hiercode", "vit"}
 
 
-@pytest.mark.parametrize("recipe, times", [("synthetic_large", 3), ("shipped", 3)])
-def test_recipes_with_more_writers_keep_the_default_mix(tmp_path, recipe, times):
+@pytest.mark.parametrize("recipe", ["synthetic_large", "shipped"])
+def test_recipes_with_more_writers_keep_the_default_mix(tmp_path, recipe):
+    """Every family gets the same multiple of the default writers, to within a writer."""
     default = compose_train([], tmp_path, tmp_path).data.writers
     more = compose_train([f"experiment={recipe}"], tmp_path, tmp_path).data.writers
     assert set(more) == set(default) == set(SYNTHETIC_FAMILIES)
-    assert {f: more[f] for f in more} == {f: times * default[f] for f in default}
+    times = sum(more.values()) / sum(default.values())
+    assert times >= 2
+    assert all(abs(more[f] - times * default[f]) <= 1 for f in default), (times, more, default)
 
 
 def _synthetic(classes: str, *more: str) -> list[str]:
