@@ -203,20 +203,22 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     height, width = images.shape[1:]
     ink = np.empty((height, width), np.float32)
     mask = np.empty((height, width), np.bool_)
+    linear = np.empty(out.shape[1:], np.bool_)
+    flat = np.zeros(0)
     for i in range(len(images)):
         image = _flatten(images[i], p.flatten)
         paper, gain = _contrast(image, rank, p.peak_floor)
         _stretch(image, paper, gain, p.limit, ink, mask)
         scratch = clean_ink(ink, mask, p.clutter, scratch)
-        box = _mass_box(ink, mask, p.trim)
-        if p.frame_sd > 0:
-            _narrow_to_moments(box, ink, mask, p.frame_sd, p.frame_cap)
+        box = _ink_box(ink, mask, p.trim, p.frame_sd, p.frame_cap)
         side = _frame_side(box, p.margin)
         thick = _thicken(ink, mask, side / len(out[i]), p.min_width)
-        _resample(thick, box, side, out[i], np.zeros(0), np.zeros(0), 0.0)
+        shown = _resample(thick, box, side, len(out[i]), flat, flat, 0.0)
         if p.density > 0:  # the line density of the linear frame, then the frame by it
-            rows, cols = _gap_profiles(out[i] > 127)
-            _resample(thick, box, side, out[i], rows, cols, p.density)
+            _over_half(shown, linear)
+            rows, cols = _gap_profiles(linear)
+            shown = _resample(thick, box, side, len(out[i]), rows, cols, p.density)
+        _store(shown, out[i])
 
 
 @njit(cache=True)
@@ -439,44 +441,43 @@ def _frame_side(box, margin):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _mass_box(ink, mask, trim):  # pragma: no cover - compiled
-    """``(top, bottom, left, right)`` float pixel edges of the ink: each edge a quantile of the
-    ink's mass above the threshold projected on that axis (``trim`` of it outside), so that
-    faint noise and specks do not set the frame; a blank image gets the whole frame."""
-    height, width = ink.shape
-    rows, cols = _profiles(ink, mask, np.inf)
+def _ink_box(ink, mask, trim, sds, cap):  # pragma: no cover - compiled
+    """``(top, bottom, left, right)`` float pixel edges of the ink (step 3): each edge a quantile
+    of the ink's mass above the threshold projected on that axis (``trim`` of it outside), so
+    that faint noise and specks do not set the frame (a blank image gets the whole frame); with
+    ``sds`` > 0 narrowed, per axis, to ``sds`` standard deviations either side of the mass centre
+    of that ink, each pixel weighing at most ``cap``."""
+    rows, cols, capped_rows, capped_cols = _profiles(ink, mask, cap)
     box = np.empty(4)
-    box[0], box[1] = _quantile(rows, trim), height - _quantile(rows[::-1], trim)
-    box[2], box[3] = _quantile(cols, trim), width - _quantile(cols[::-1], trim)
+    box[0], box[1] = _quantile(rows, trim), len(rows) - _quantile(rows[::-1], trim)
+    box[2], box[3] = _quantile(cols, trim), len(cols) - _quantile(cols[::-1], trim)
+    if sds > 0:
+        for axis, profile in ((0, capped_rows), (2, capped_cols)):
+            start, end = _spread(profile, sds)
+            box[axis], box[axis + 1] = max(box[axis], start), min(box[axis + 1], end)
     return box
-
-
-@njit(cache=True)
-def _narrow_to_moments(box, ink, mask, sds, cap):  # pragma: no cover - compiled
-    """``box`` narrowed, per axis, to ``sds`` standard deviations either side of the mass centre
-    of the ink above the threshold, each pixel weighing at most ``cap``."""
-    rows, cols = _profiles(ink, mask, cap)
-    for axis, profile in ((0, rows), (2, cols)):
-        start, end = _spread(profile, sds)
-        box[axis], box[axis + 1] = max(box[axis], start), min(box[axis + 1], end)
 
 
 # the sums in any order (vectorised), exact either way: float32 values (and halves) in float64
 @njit(cache=True, fastmath={"reassoc"})
 def _profiles(ink, mask, cap):  # pragma: no cover - compiled
-    """The mass of the ink above the threshold per row and per column, each pixel weighing at
-    most ``cap``."""
+    """The mass of the ink above the threshold per row and per column, and the same with each
+    pixel weighing at most ``cap``."""
     height, width = ink.shape
-    rows = np.zeros(height, np.float64)
-    cols = np.zeros(width, np.float64)
+    rows, capped_rows = np.zeros(height, np.float64), np.zeros(height, np.float64)
+    cols, capped_cols = np.zeros(width, np.float64), np.zeros(width, np.float64)
     for y in range(height):
-        total, line, ok = 0.0, ink[y], mask[y].view(np.uint8)
+        total = capped = 0.0
+        line, ok = ink[y], mask[y].view(np.uint8)
         for x in range(width):
-            v = min(np.float64(line[x]), cap) if ok[x] else 0.0
+            v = np.float64(line[x]) if ok[x] else 0.0
+            low = min(v, cap)
             total += v
+            capped += low
             cols[x] += v
-        rows[y] = total
-    return rows, cols
+            capped_cols[x] += low
+        rows[y], capped_rows[y] = total, capped
+    return rows, cols, capped_rows, capped_cols
 
 
 @njit(cache=True)  # (not reassociated: the browser sums in this order and must agree)
@@ -518,12 +519,12 @@ def _quantile(profile, fraction):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _resample(ink, box, side, out, rows, cols, density):  # pragma: no cover - compiled
-    """Area-average the square frame of ``side`` around ``box``'s centre into ``out``
-    (size, size), paper outside the image; within the box, ``density`` of each axis's room
-    follows the line density ``rows`` / ``cols`` (:func:`_gap_profiles`)."""
+def _resample(ink, box, side, size, rows, cols, density):  # pragma: no cover - compiled
+    """The square frame of ``side`` around ``box``'s centre area-averaged to ``size`` x ``size``
+    float32 levels, transposed (``[j, i]`` is output pixel ``(i, j)``), paper outside the image;
+    within the box, ``density`` of each axis's room follows the line density ``rows`` / ``cols``
+    (:func:`_gap_profiles`)."""
     height, width = ink.shape
-    size = len(out)
     step = side / size
     top, left = (box[0] + box[1]) / 2 - side / 2, (box[2] + box[3]) / 2 - side / 2
     row_lo, row_span = _spans(top, step, size, box[0], box[1], rows, density)
@@ -531,11 +532,25 @@ def _resample(ink, box, side, out, rows, cols, density):  # pragma: no cover - c
     row_index, row_weight = _taps(row_lo, row_span, height)
     col_index, col_weight = _taps(col_lo, col_span, width)
     tall = _weighted_rows(ink, row_index, row_weight)
-    # the second pass along contiguous memory too: on the transposed rows, then back
-    wide = _weighted_rows(np.ascontiguousarray(tall.T), col_index, col_weight)
-    for i in range(size):
-        for j in range(size):
-            out[i, j] = min(max(np.rint(wide[j, i]), np.float32(0.0)), np.float32(255.0))
+    # the second pass along contiguous memory too: on the transposed rows
+    return _weighted_rows(np.ascontiguousarray(tall.T), col_index, col_weight)
+
+
+@njit(cache=True)
+def _store(shown, out):  # pragma: no cover - compiled
+    """``out`` (size, size) uint8: the levels of :func:`_resample`, rounded half to even."""
+    for i in range(len(out)):
+        for j in range(len(out)):
+            out[i, j] = min(max(np.rint(shown[j, i]), np.float32(0.0)), np.float32(255.0))
+
+
+@njit(cache=True)
+def _over_half(shown, mask):  # pragma: no cover - compiled
+    """``mask`` (size, size): the pixels of :func:`_resample`'s levels that :func:`_store` would
+    round above 127 (from 127.5 on: half to even makes it 128)."""
+    for i in range(len(mask)):
+        for j in range(len(mask)):
+            mask[i, j] = shown[j, i] >= np.float32(127.5)
 
 
 @njit(cache=True)
@@ -563,8 +578,9 @@ def _gap_profiles(mask):  # pragma: no cover - compiled
 def _add_run(profile, last, here):  # pragma: no cover - compiled
     """One unit over ``profile[last + 1: here]``, the run of paper between two inks."""
     if last >= 0 and here - last > 1:
+        share = 1.0 / (here - last - 1)
         for k in range(last + 1, here):
-            profile[k] += 1.0 / (here - last - 1)
+            profile[k] += share
 
 
 @njit(cache=True)
