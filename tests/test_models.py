@@ -173,27 +173,6 @@ def test_hiercode_class_embeddings_use_the_prototypes():
     assert torch.allclose(net.eval()(x), -trained, atol=1e-5)
 
 
-def test_hiercode_slot_dropout_leaves_slots_out_in_training_only():
-    torch.manual_seed(0)
-    net = small("hiercode", slot_dropout=0.5)
-    codes = net.codes.long()
-    present = [net._present(codes) for _ in range(20)]
-    allowed = codes >= 0
-    assert all((p <= allowed).all() and p.any(dim=1).all() for p in present)  # one slot at least
-    assert any((p != allowed).any() for p in present)
-    assert not torch.equal(net.class_embeddings(), net.class_embeddings())
-    net.eval()
-    assert torch.equal(net._present(codes), allowed)
-    torch.manual_seed(0)
-    torch.testing.assert_close(net.class_embeddings(), small("hiercode").class_embeddings())
-
-
-@pytest.mark.parametrize("rate", [1.0, -0.1])
-def test_hiercode_slot_dropout_out_of_range(rate):
-    with pytest.raises(NetworkConfigError, match="slot_dropout"):
-        small("hiercode", slot_dropout=rate)
-
-
 def test_hiercode_scores_a_character_it_was_not_trained_on():
     net = small("hiercode").eval()
     unknown = net.extend_labels(["晴"])  # 日 left + 青 right; 日 and the left-right split are known

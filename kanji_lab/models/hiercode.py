@@ -81,10 +81,8 @@ class HierCode(nn.Module):
     ``width``, ``blocks``, ``features``, ``dropout``, ``se``, ``pool``: the CNN encoder (as in
     ``model=cnn``), whose last layer projects to the ``dim``-sized embedding; ``depth`` and
     ``max_children``: how much of each tree becomes positional slots; ``scale``: initial logit
-    scale (learned); ``slot_dropout``: in training, each slot of each class's code is left out of
-    its embedding with this probability at every step (a class keeps at least one), as a
-    character never seen in training lacks the slots training never met; ``codes``: each label's
-    slots, as :meth:`stored` gives them (None: from the installed KanjiVG).
+    scale (learned); ``codes``: each label's slots, as :meth:`stored` gives them (None: from the
+    installed KanjiVG).
     """
 
     def __init__(
@@ -100,14 +98,10 @@ class HierCode(nn.Module):
         dropout: float = 0.2,
         se: bool = True,
         pool: int = 32,
-        slot_dropout: float = 0.0,
         codes: list[list[str]] | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= slot_dropout < 1.0:
-            raise ValueError(f"model.net.slot_dropout must be in [0, 1), not {slot_dropout}")
         self.depth, self.max_children = depth, max_children
-        self.slot_dropout = slot_dropout
         self.labels = list(labels)
         if codes is None:
             codes = label_codes(self.labels, depth, max_children)
@@ -130,24 +124,15 @@ class HierCode(nn.Module):
         return self.prototypes
 
     def class_embeddings(self) -> Tensor:
-        """``(classes, dim)`` unit vectors: the sum of each class's slot prototypes (in training
-        less those ``slot_dropout`` leaves out)."""
+        """``(classes, dim)`` unit vectors: the sum of each class's slot prototypes."""
         codes = self.codes.long()
-        present = self._present(codes)
         prototypes = self.slot_prototypes()
         emb = torch.zeros(codes.shape[0], prototypes.shape[1], device=codes.device)
         for k in range(codes.shape[1]):  # one gather per slot column: no (C, K, dim) tensor
-            column = present[:, k].unsqueeze(1).to(emb.dtype)
-            emb = emb + column * prototypes[codes[:, k].clamp(min=0)]
+            column = codes[:, k]
+            present = (column >= 0).unsqueeze(1).to(emb.dtype)
+            emb = emb + present * prototypes[column.clamp(min=0)]
         return unit(emb)
-
-    def _present(self, codes: Tensor) -> Tensor:
-        """``(classes, max slots)`` bool: the slots that count in the class embeddings now."""
-        present = codes >= 0
-        if not (self.training and self.slot_dropout > 0):
-            return present
-        kept = present & (torch.rand(codes.shape, device=codes.device) >= self.slot_dropout)
-        return torch.where(kept.any(dim=1, keepdim=True), kept, present)
 
     def embed(self, x: Tensor) -> Tensor:
         """``(B, dim)`` unit image embeddings."""
