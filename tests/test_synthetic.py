@@ -336,3 +336,18 @@ def test_a_font_writer_writes_each_font_thin_and_bold(tmp_path: Path, monkeypatc
     style = synthetic.render.writer_style("pen", np.random.default_rng([7, 0, 0x110000]))
     synthetic.render_task((7, 0, "pen", "", (("Ａ", 0), ("Ｂ", 0))))
     assert [w for _, w in weights] == [int(style.thickness)] * 2
+
+
+def test_paper_noise_is_half_normal_and_differs_from_image_to_image():
+    from kanji_lab.data.synthetic.render import _paper_noise
+
+    first = _paper_noise((90, 90), 8.0, np.random.default_rng(3))
+    again = _paper_noise((90, 90), 8.0, np.random.default_rng(3))
+    other = _paper_noise((90, 90), 8.0, np.random.default_rng(4))
+    assert first.shape == (90, 90) and first.dtype == np.float32 and first.min() >= 0
+    np.testing.assert_array_equal(first, again)  # the same for a seed
+    assert not np.array_equal(first, other)
+    # a half-normal of the normal's sd 8: mean 8 sqrt(2 / pi), mean square 64
+    assert abs(first.mean() - 8.0 * np.sqrt(2 / np.pi)) < 0.2
+    assert abs((first.astype(np.float64) ** 2).mean() - 64.0) < 3.0
+    assert np.all(_paper_noise((4, 4), 0.0, np.random.default_rng(3)) == 0)

@@ -54,7 +54,7 @@ from kanji_lab.data.splits import SPLITS, split_indices
 from kanji_lab.data.synthetic import fonts, render
 from kanji_lab.errors import DataSourceError
 
-GENERATOR_VERSION = 8  # bump when the generated images change, so stale caches are rebuilt
+GENERATOR_VERSION = 9  # bump when the generated images change, so stale caches are rebuilt
 BLOCK = 256  # characters per task sent to a worker process
 _STYLE_STREAM = 0x110000  # above every code point: the writer's own style stream
 _SHEET_STREAM = 0x110001  # a form writer's sheet layout
