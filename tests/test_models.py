@@ -2,7 +2,6 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from kanji_lab.data.synthetic.render import FAMILIES as SYNTHETIC_FAMILIES
 from kanji_lab.deploy.weights import load_weights, read_metadata, save_weights
 from kanji_lab.errors import NetworkConfigError
 from kanji_lab.evaluate import evaluate, load_run_model
-from kanji_lab.models.hiercode import code_slots, label_codes
+from kanji_lab.models.hiercode import code_slots
 from kanji_lab.models.profile import count_macs, profile
 from kanji_lab.models.registry import architectures, build_network
 from kanji_lab.run_dir import RunDirError
@@ -172,20 +171,6 @@ def test_hiercode_class_embeddings_use_the_prototypes():
     with torch.no_grad():
         net.prototypes.mul_(-1.0)
     assert torch.allclose(net.eval()(x), -trained, atol=1e-5)
-
-
-def test_hiercode_min_share_leaves_out_the_slots_of_one_class():
-    codes = label_codes(LABELS, 2, 4, min_share=2)
-    users = Counter(
-        slot for code in codes.values() for slot in code if not slot.startswith("self:")
-    )
-    assert users and min(users.values()) >= 2
-    assert "c:日" in codes["明"] and "c:玉" in code_slots("国") and "c:玉" not in codes["国"]
-    assert len({tuple(sorted(code)) for code in codes.values()}) == len(LABELS)  # still apart
-    net = small("hiercode", min_share=2)
-    assert set(net.slots) == {slot for code in codes.values() for slot in code}
-    with pytest.raises(NetworkConfigError, match="min_share"):
-        small("hiercode", min_share=0)
 
 
 def test_hiercode_scores_a_character_it_was_not_trained_on():

@@ -21,7 +21,7 @@ on any machine.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
@@ -53,15 +53,9 @@ def code_slots(char: str, depth: int = 2, max_children: int = 4) -> list[str]:
     return list(dict.fromkeys(slots))
 
 
-def label_codes(
-    labels: list[str], depth: int, max_children: int, min_share: int = 1
-) -> dict[str, list[str]]:
-    """The code of each label, without the slots fewer than ``min_share`` labels use; labels
-    whose codes collide get one more slot of their own."""
+def label_codes(labels: list[str], depth: int, max_children: int) -> dict[str, list[str]]:
+    """The code of each label; labels whose codes collide get one more slot of their own."""
     codes = {char: code_slots(char, depth, max_children) for char in labels}
-    if min_share > 1:
-        users = Counter(slot for slots in codes.values() for slot in slots)
-        codes = {c: [s for s in slots if users[s] >= min_share] for c, slots in codes.items()}
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for char, slots in codes.items():
         groups[tuple(sorted(slots))].append(char)
@@ -86,10 +80,8 @@ class HierCode(nn.Module):
 
     ``width``, ``blocks``, ``features``, ``dropout``, ``se``, ``pool``: the CNN encoder (as in
     ``model=cnn``), whose last layer projects to the ``dim``-sized embedding; ``depth`` and
-    ``max_children``: how much of each tree becomes positional slots; ``min_share``: slots that
-    fewer of the labels use are left out of their codes (a slot of one class is that class's own
-    weight row, which teaches nothing about other characters); ``scale``: initial logit scale
-    (learned); ``codes``: each label's slots, as :meth:`stored` gives them (None: from the
+    ``max_children``: how much of each tree becomes positional slots; ``scale``: initial logit
+    scale (learned); ``codes``: each label's slots, as :meth:`stored` gives them (None: from the
     installed KanjiVG).
     """
 
@@ -99,7 +91,6 @@ class HierCode(nn.Module):
         dim: int = 128,
         depth: int = 2,
         max_children: int = 4,
-        min_share: int = 1,
         scale: float = 32.0,
         width: int = 32,
         blocks: tuple[int, ...] = (1, 2, 2),
@@ -110,12 +101,10 @@ class HierCode(nn.Module):
         codes: list[list[str]] | None = None,
     ) -> None:
         super().__init__()
-        if min_share < 1:
-            raise ValueError(f"model.net.min_share must be at least 1, not {min_share}")
         self.depth, self.max_children = depth, max_children
         self.labels = list(labels)
         if codes is None:
-            codes = label_codes(self.labels, depth, max_children, min_share)
+            codes = label_codes(self.labels, depth, max_children)
         elif len(codes) != len(self.labels):
             raise ValueError(f"{len(codes)} stored codes for {len(self.labels)} labels")
         else:
