@@ -347,6 +347,8 @@ def test_paper_noise_is_half_normal_and_differs_from_image_to_image():
     assert first.shape == (90, 90) and first.dtype == np.float32 and first.min() >= 0
     np.testing.assert_array_equal(first, again)  # the same for a seed
     assert not np.array_equal(first, other)
+    rng = np.random.default_rng(5)  # one writer's images, one after the other
+    assert not np.array_equal(_paper_noise((90, 90), 8.0, rng), _paper_noise((90, 90), 8.0, rng))
     # a half-normal of the normal's sd 8: mean 8 sqrt(2 / pi), mean square 64
     assert abs(first.mean() - 8.0 * np.sqrt(2 / np.pi)) < 0.2
     assert abs((first.astype(np.float64) ** 2).mean() - 64.0) < 3.0

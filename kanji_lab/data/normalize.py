@@ -203,7 +203,7 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
     height, width = images.shape[1:]
     ink = np.empty((height, width), np.float32)
     mask = np.empty((height, width), np.bool_)
-    linear = np.empty(out.shape[1:], np.bool_)
+    inked = np.empty(out.shape[1:], np.bool_)  # the linear frame's pixels over half the ink
     flat = np.zeros(0)
     for i in range(len(images)):
         image = _flatten(images[i], p.flatten)
@@ -215,8 +215,8 @@ def _normalize_batch(images, out, p, rank, scratch):  # pragma: no cover - compi
         thick = _thicken(ink, mask, side / len(out[i]), p.min_width)
         shown = _resample(thick, box, side, len(out[i]), flat, flat, 0.0)
         if p.density > 0:  # the line density of the linear frame, then the frame by it
-            _over_half(shown, linear)
-            rows, cols = _gap_profiles(linear)
+            _over_half(shown, inked)
+            rows, cols = _gap_profiles(inked)
             shown = _resample(thick, box, side, len(out[i]), rows, cols, p.density)
         _store(shown, out[i])
 

@@ -188,8 +188,8 @@ def finish(
 
 def _paper_noise(shape: tuple[int, ...], scale: float, rng: np.random.Generator) -> np.ndarray:
     """Half-normal noise of ``scale`` (its normal's standard deviation) in ``shape``: a window at
-    a random place of :func:`_noise_bank` (drawing the samples anew took a seventh of the time
-    of an image)."""
+    a random place of :func:`_noise_bank` (drawing a normal sample per pixel of every image was
+    one of the generator's largest costs)."""
     size = int(np.prod(shape))
     start = int(rng.integers(0, NOISE_BANK - size + 1))
     return _noise_bank()[start : start + size].reshape(shape) * np.float32(scale)
