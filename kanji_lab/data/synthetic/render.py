@@ -14,8 +14,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from kanji_lab.data.cache import IMAGE_SIZE
-from kanji_lab.data.kanjivg import DOT, HANE, HARAI, PRESS_HARAI, TOME, VIEWBOX, Character
+from kanji_lab.data.kanjivg import DOT, VIEWBOX, Character
 from kanji_lab.data.normalize import Settings, normalize_ink
+from kanji_lab.data.synthetic import geometry
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
@@ -24,7 +25,7 @@ FONT_FAMILIES = ("font", "print")  # writers that copy font glyphs rather than K
 # form writers write in the cells of a sheet (see kanji_lab.data.forms) with one of these hands
 FORM_HANDS = ("pen", "pencil", "cursive", "brush")
 NOISE_BANK = 1 << 22  # standard half-normal samples that every image's paper noise is cut from
-_SPLIT_COS = np.cos(np.radians(40))  # split a stroke outline where it turns more sharply
+_NONE, _NO_POINTS = np.empty(0), np.empty((0, 2))  # draws a style does not use
 _ANGLES = np.linspace(0, 2 * np.pi, 12, endpoint=False)
 # An oval (half-axes 0.6 and 0.4 stroke widths) tilted 45 degrees, nudged up and to the left
 _ENTRY_OVAL = (
@@ -112,10 +113,11 @@ def render_strokes(
 ) -> np.ndarray:
     """One handwritten sample of a character from its KanjiVG strokes: uint8 64x64, ink bright,
     normalised by ``settings`` (default :data:`~kanji_lab.data.normalize.SETTINGS`)."""
-    points = _smooth(char.points.astype(np.float64), char, style.smooth)
-    points = _fit(_jitter(points, char, style, rng), style, rng)
-    thickness = style.thickness * float(np.exp(rng.normal(0.0, 0.08)))
-    widths = thickness * _width_profile(_arc_fraction(points, char), char, style, rng)
+    draws = _draws(char, style, rng)
+    points, widths = geometry.place(
+        char.points, char.starts, char.ends, char.endings, style.smooth, style.brushiness,
+        draws, CANVAS, VIEWBOX,
+    )  # fmt: skip
     n = len(char)
     brushy = style.brushiness > 0.5
     fills = (255 * rng.uniform(0.85, 1.0, n)).astype(int) if brushy else np.full(n, 255)
@@ -123,8 +125,8 @@ def render_strokes(
     joins = rng.random(n) < style.ligature
     canvas = Image.new("L", (CANVAS, CANVAS), 0)
     draw = ImageDraw.Draw(canvas)
-    outlines, caps, owners = _outlines(points, widths, char)
-    first = np.searchsorted(owners, np.arange(n + 1)).tolist()  # each stroke's first piece
+    coords, bounds, caps, first = geometry.outlines(points, widths, char.starts, char.ends)
+    coords, bounds, caps, first = coords.tolist(), bounds.tolist(), caps.tolist(), first.tolist()
     for k in range(n):
         fill = int(fills[k])
         # a dry stroke is drawn on its own layer so that its gaps do not erase other strokes
@@ -134,27 +136,41 @@ def render_strokes(
         if brushy and char.endings[k] != DOT:
             _entry(target, points[char.starts[k]], widths[char.starts[k]], ink)
         for piece in range(first[k], first[k + 1]):
-            target.polygon(outlines[piece], fill=ink)
-            for x, y, r in caps[piece]:
-                target.ellipse((x - r, y - r, x + r, y + r), fill=ink)
+            _fill(target, coords[bounds[piece] : bounds[piece + 1]], caps[piece], ink)
         stroke = slice(char.starts[k], char.ends[k])
         if layer:
             _dry_gaps(target, points[stroke], widths[stroke], rng)
             canvas.paste(fill, mask=layer)
         if joins[k] and k + 1 < n:
-            _ligature(draw, points[stroke], points[char.starts[k + 1]], thickness, rng)
+            _ligature(draw, points[stroke], points[char.starts[k + 1]], draws.thickness, rng)
     return finish(canvas, style, rng, settings)
 
 
-def _draw_polyline(
-    draw: ImageDraw.ImageDraw, points: np.ndarray, widths: np.ndarray, fill: int
-) -> None:
-    """Fill one smoothly curving line of varying width, with round caps."""
-    half = widths / 2
-    normal = _normals(points) * half[:, None]
-    outline = np.concatenate([points + normal, (points - normal)[::-1]])
-    draw.polygon(outline.ravel().tolist(), fill=fill)
-    for (x, y), r in ((points[0], half[0]), (points[-1], half[-1])):
+def _draws(char: Character, style: WriterStyle, rng: np.random.Generator) -> geometry.Draws:
+    """The random numbers of one sample's stroke geometry (:class:`geometry.Draws`)."""
+    n = len(char)
+    cursive = style.family == "cursive"  # fast hands shrink dots to ticks and cut strokes short
+    return geometry.Draws(
+        dot_scale=rng.uniform(0.4, 0.8, n) if cursive else _NONE,
+        stroke_scale=rng.uniform(0.82, 1.0, n) if cursive else _NONE,
+        shift=rng.normal(0.0, style.jitter, (n, 2, 2)),
+        bend=rng.normal(0.0, 0.02 + 0.01 * style.jitter, n),
+        angle=rng.normal(0.0, 0.05 * style.looseness, n),
+        stretch=rng.normal(0.0, 0.07 * style.looseness, n),
+        proportion=rng.normal(0.0, style.proportion, (2, 4)),
+        wobble=rng.normal(0.0, style.wobble, char.points.shape) if style.wobble else _NO_POINTS,
+        affine=sample_affine(style, rng),
+        size=frame_size(style, rng),
+        centre=frame_centre(style, rng),
+        thickness=style.thickness * float(np.exp(rng.normal(0.0, 0.08))),
+        pressure=rng.normal(0.0, style.pressure, (n, 4)),
+    )
+
+
+def _fill(draw: ImageDraw.ImageDraw, polygon: list[float], caps: list[list[float]], fill: int):
+    """Fill a flat polygon and its round caps (``x, y, radius`` each)."""
+    draw.polygon(polygon, fill=fill)
+    for x, y, r in caps:
         draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
 
 
@@ -213,150 +229,20 @@ def sample_affine(style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     return rotate @ shear @ stretch
 
 
-def frame_scale(extent: float, style: WriterStyle, rng: np.random.Generator) -> float:
-    """Canvas pixels per unit for a character whose ink extends ``extent`` viewBox units.
+def frame_size(style: WriterStyle, rng: np.random.Generator) -> float:
+    """This sample's ink box as a fraction of the frame."""
+    return float(np.clip(style.size + rng.normal(0.0, 0.03), 0.62, 0.94))
 
-    Characters are scaled towards the writer's size, but small characters (口, kana) stay
-    somewhat smaller, as they do in handwriting.
-    """
-    size = np.clip(style.size + rng.normal(0.0, 0.03), 0.62, 0.94)
-    effective = max(extent, 1.0) ** 0.75 * (0.85 * VIEWBOX) ** 0.25
-    return float(size * CANVAS / effective)
+
+def frame_scale(extent: float, style: WriterStyle, rng: np.random.Generator) -> float:
+    """Canvas pixels per unit for a character whose ink extends ``extent`` viewBox units
+    (:func:`geometry.frame_scale`)."""
+    return geometry.frame_scale(extent, frame_size(style, rng), CANVAS, VIEWBOX)
 
 
 def frame_centre(style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
     """Where this sample's ink box centre goes on the canvas."""
     return CANVAS / 2 + rng.normal(0.0, style.offset * CANVAS, 2)
-
-
-def _fit(points: np.ndarray, style: WriterStyle, rng: np.random.Generator) -> np.ndarray:
-    """Apply the sample affine and place the ink box on the canvas."""
-    moved = points @ sample_affine(style, rng).T
-    lo, hi = moved.min(axis=0), moved.max(axis=0)
-    scale = frame_scale(float(np.max(hi - lo)), style, rng)
-    return (moved - (lo + hi) / 2) * scale + frame_centre(style, rng)
-
-
-def _smooth(points: np.ndarray, char: Character, passes: int) -> np.ndarray:
-    """Round corners off with a [1, 2, 1] filter, keeping every stroke's end points."""
-    ends = np.concatenate([char.starts, char.ends - 1])
-    for _ in range(passes):
-        out = points.copy()
-        out[1:-1] = (points[:-2] + 2 * points[1:-1] + points[2:]) / 4
-        out[ends] = points[ends]
-        points = out
-    return points
-
-
-def _jitter(
-    points: np.ndarray, char: Character, style: WriterStyle, rng: np.random.Generator
-) -> np.ndarray:
-    """Move each stroke's ends and bend it (viewBox units), plus tremor for unsteady hands."""
-    n, sid = len(char), char.stroke
-    if style.family == "cursive":  # fast hands shrink dots to ticks and cut strokes short
-        dots = char.endings == DOT
-        scale = np.where(dots, rng.uniform(0.4, 0.8, n), rng.uniform(0.82, 1.0, n))
-        centre = np.add.reduceat(points, char.starts) / (char.ends - char.starts)[:, None]
-        anchor = np.where(dots[:, None], centre, points[char.starts])
-        points = anchor[sid] + (points - anchor[sid]) * scale[sid, None]
-    t = _arc_fraction(points, char)[:, None]
-    shift = rng.normal(0.0, style.jitter, (n, 2, 2))
-    chord = points[char.ends - 1] - points[char.starts]
-    length = np.hypot(chord[:, 0], chord[:, 1])
-    normal = np.stack([-chord[:, 1], chord[:, 0]], axis=1) / (length[:, None] + 1e-6)
-    bend = rng.normal(0.0, 0.02 + 0.01 * style.jitter, n) * length
-    moved = points + (1 - t) * shift[sid, 0] + t * shift[sid, 1]
-    moved += (bend[sid, None] * np.sin(np.pi * t)) * normal[sid]
-    moved = _loosen(moved, char, style, rng)
-    if style.wobble:
-        moved += _smooth(rng.normal(0.0, style.wobble, points.shape), char, 2)
-    return moved
-
-
-def _loosen(
-    points: np.ndarray, char: Character, style: WriterStyle, rng: np.random.Generator
-) -> np.ndarray:
-    """Each stroke turned and stretched about its own centre, then the parts of the character
-    made wider or narrower, taller or shorter (a monotone remap of each axis)."""
-    n, sid = len(char), char.stroke
-    centre = np.add.reduceat(points, char.starts) / (char.ends - char.starts)[:, None]
-    angle = rng.normal(0.0, 0.05 * style.looseness, n)
-    stretch = np.exp(rng.normal(0.0, 0.07 * style.looseness, n))
-    c, s = np.cos(angle) * stretch, np.sin(angle) * stretch
-    d = points - centre[sid]
-    turned = np.stack([c[sid] * d[:, 0] - s[sid] * d[:, 1], s[sid] * d[:, 0] + c[sid] * d[:, 1]])
-    points = centre[sid] + turned.T
-    for axis in range(2):
-        knots = np.linspace(0.0, VIEWBOX, 5)
-        widths = np.exp(rng.normal(0.0, style.proportion, 4))
-        moved = np.concatenate([[0.0], np.cumsum(widths)]) * (VIEWBOX / widths.sum())
-        x = points[:, axis]
-        points[:, axis] = np.interp(x, knots, moved) + (x - np.clip(x, 0.0, VIEWBOX))
-    return points
-
-
-def _width_profile(
-    t: np.ndarray, char: Character, style: WriterStyle, rng: np.random.Generator
-) -> np.ndarray:
-    """Width multiplier at each point: entry press, and a tome, hane or harai ending.
-
-    ``t`` is each point's arc-length fraction along its stroke. Brushiness scales how strongly
-    the ending shapes the width, so pens draw nearly even lines and brushes swell and taper.
-    """
-    b = style.brushiness
-    endings = {
-        TOME: 1.0 + b * 0.25 * np.exp(-(1.0 - t) / 0.08),  # press at the end
-        HARAI: 1.0 - (0.3 + 0.62 * b) * _smoothstep(0.4, 1.0, t) ** 1.2,
-        HANE: 1.0 - 0.85 * b * _smoothstep(0.82, 1.0, t),
-        DOT: 1.0 + b * (0.7 * np.sqrt(t) - 0.5),
-        PRESS_HARAI: (1.0 + b * 0.6 * _smoothstep(0.1, 0.75, t))
-        * (1.0 - 0.9 * b * _smoothstep(0.75, 1.0, t)),
-    }
-    width = np.choose(char.endings[char.stroke], [endings[e] for e in sorted(endings)])
-    width *= 1.0 + b * 0.5 * np.exp(-t / 0.06)  # entry press
-    knots = rng.normal(0.0, style.pressure, (len(char), 4))  # slow pressure changes
-    where = t * 3
-    lower = np.minimum(where.astype(int), 2)
-    frac = where - lower
-    sid = char.stroke
-    pressure = knots[sid, lower] * (1 - frac) + knots[sid, lower + 1] * frac
-    return np.maximum(width * np.exp(pressure), 0.2)
-
-
-def _outlines(
-    points: np.ndarray, widths: np.ndarray, char: Character
-) -> tuple[list[list[float]], list[list[tuple[float, float, float]]], list[int]]:
-    """Stroke outlines as polygons, split where a stroke turns sharply (so none self-intersect).
-
-    Returns each piece's flat polygon, its round caps ``(x, y, radius)`` and its stroke index.
-    """
-    n = len(points)
-    idx = np.arange(n)
-    prev = idx - 1
-    prev[char.starts] = char.starts
-    nxt = idx + 1
-    nxt[char.ends - 1] = char.ends - 1
-    d_in, d_out = points - points[prev], points[nxt] - points
-    norm = np.hypot(d_in[:, 0], d_in[:, 1]) * np.hypot(d_out[:, 0], d_out[:, 1]) + 1e-9
-    split = (np.sum(d_in * d_out, axis=1) / norm < _SPLIT_COS) & (prev != idx) & (nxt != idx)
-    repeat = 1 + split
-    expanded = np.repeat(idx, repeat)
-    first = np.cumsum(repeat) - repeat
-    starts = np.sort(np.concatenate([first[char.starts], first[split] + 1]))
-    ends = np.append(starts[1:], len(expanded))
-    pts, half = points[expanded], widths[expanded] / 2
-    owner = np.repeat(np.arange(len(starts)), ends - starts)
-    j = np.arange(len(expanded))
-    tangent = pts[np.minimum(j + 1, ends[owner] - 1)] - pts[np.maximum(j - 1, starts[owner])]
-    scale = half / (np.hypot(tangent[:, 0], tangent[:, 1]) + 1e-9)
-    normal = np.stack([-tangent[:, 1] * scale, tangent[:, 0] * scale], axis=1)
-    left, right = (pts + normal).tolist(), (pts - normal).tolist()
-    cap = np.concatenate([pts, half[:, None]], axis=1).tolist()
-    outlines, caps = [], []
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        outlines.append([v for xy in left[a:b] + right[a:b][::-1] for v in xy])
-        caps.append([tuple(cap[a]), tuple(cap[b - 1])])
-    return outlines, caps, char.stroke[expanded[starts]].tolist()
 
 
 def _entry(draw: ImageDraw.ImageDraw, point: np.ndarray, width: float, fill: int) -> None:
@@ -372,10 +258,8 @@ def _dry_gaps(
     start = int(len(points) * rng.uniform(0.2, 0.7))
     if len(points) - start < 3:
         return
-    piece, half = points[start:], widths[start:, None] / 2
-    normal = _normals(piece)
-    for offset in rng.uniform(-0.6, 0.6, int(rng.integers(1, 4))):
-        line = piece + normal * half * offset
+    offsets = rng.uniform(-0.6, 0.6, int(rng.integers(1, 4)))
+    for line in geometry.offset_lines(points[start:], widths[start:], offsets):
         draw.line(line.ravel().tolist(), fill=0, width=int(rng.integers(1, 3)))
 
 
@@ -386,41 +270,11 @@ def _ligature(
     thickness: float,
     rng: np.random.Generator,
 ) -> None:
-    """A thin trail from the end of a stroke to the start of the next: the pen never lifts."""
-    a, b = points[-1], next_start
-    gap = float(np.hypot(*(b - a)))
+    """A thin trail from the end of a stroke to the start of the next
+    (:func:`geometry.ligature`), unless the two are too close or too far apart."""
+    gap = float(np.hypot(*(next_start - points[-1])))
     if gap < 2 or gap > CANVAS * 0.45:
         return
-    direction = points[-1] - points[max(len(points) - 3, 0)]
-    direction = direction / (np.hypot(*direction) + 1e-6)
-    ctrl = a + direction * gap * rng.uniform(0.2, 0.5)
-    t = np.linspace(0.0, 1.0, max(4, int(gap / 4)))[:, None]
-    curve = (1 - t) ** 2 * a + 2 * (1 - t) * t * ctrl + t**2 * b
-    widths = thickness * rng.uniform(0.3, 0.6) * (1.0 - 0.5 * np.sin(np.pi * t[:, 0]))
-    _draw_polyline(draw, curve, widths, int(255 * rng.uniform(0.6, 0.95)))
-
-
-def _normals(points: np.ndarray) -> np.ndarray:
-    """Unit normals at each point of a polyline (central differences)."""
-    tangent = np.empty_like(points)
-    tangent[1:-1] = points[2:] - points[:-2]
-    tangent[0] = points[1] - points[0]
-    tangent[-1] = points[-1] - points[-2]
-    length = np.hypot(tangent[:, 0], tangent[:, 1])[:, None] + 1e-9
-    return np.stack([-tangent[:, 1], tangent[:, 0]], axis=1) / length
-
-
-def _arc_fraction(points: np.ndarray, char: Character) -> np.ndarray:
-    """Arc length from its stroke's start, as a fraction of the stroke, at each point."""
-    steps = np.zeros(len(points))
-    steps[1:] = np.hypot(*np.diff(points, axis=0).T)
-    steps[char.starts] = 0.0
-    arc = np.cumsum(steps)
-    base = arc[char.starts]
-    total = np.maximum(arc[char.ends - 1] - base, 1e-9)
-    return (arc - base[char.stroke]) / total[char.stroke]
-
-
-def _smoothstep(lo: float, hi: float, t: np.ndarray) -> np.ndarray:
-    x = np.clip((t - lo) / (hi - lo), 0.0, 1.0)
-    return x * x * (3 - 2 * x)
+    bow, width = rng.uniform(0.2, 0.5), thickness * rng.uniform(0.3, 0.6)
+    coords, caps = geometry.ligature(points, next_start, bow, width)
+    _fill(draw, coords.tolist(), caps.tolist(), int(255 * rng.uniform(0.6, 0.95)))
