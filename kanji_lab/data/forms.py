@@ -48,7 +48,7 @@ def cut_cell_pairs(
 def _cell(
     glyphs: np.ndarray, i: int, rng: np.random.Generator, fill: tuple[float, float], grid: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    sheet = np.zeros((3 * PITCH, 3 * PITCH), np.float32)
+    sheet = np.zeros((3 * PITCH, 3 * PITCH), np.uint8)
     alone = np.zeros_like(sheet)
     others = rng.choice(np.delete(np.arange(len(glyphs)), i), size=8)
     cells = [(r, c) for r in range(3) for c in range(3) if (r, c) != (1, 1)]
@@ -57,7 +57,7 @@ def _cell(
     at = _write(alone, glyphs[i], 1, 1, rng.uniform(*fill), 0.06 * PITCH, rng)
     np.maximum(sheet[at], alone[at], out=sheet[at])
     if rng.random() < grid:
-        level = rng.uniform(0.35, 1.0) * 255
+        level = int(rng.uniform(0.35, 1.0) * 255 + 0.5)
         width = int(rng.integers(1, 4))
         for edge in (PITCH, 2 * PITCH):
             sheet[edge - width // 2 : edge - width // 2 + width, :] = level
@@ -65,7 +65,7 @@ def _cell(
     top, left = (PITCH + rng.uniform(-0.10, 0.03, 2) * PITCH).astype(int)
     bottom, right = (2 * PITCH + rng.uniform(-0.03, 0.10, 2) * PITCH).astype(int)
     cut = (slice(top, bottom), slice(left, right))
-    return tuple(np.clip(s[cut] + 0.5, 0, 255).astype(np.uint8) for s in (sheet, alone))
+    return sheet[cut].copy(), alone[cut].copy()
 
 
 def _write(
@@ -84,5 +84,5 @@ def _write(
     centre = (np.array([row, col]) + 0.5) * PITCH + rng.normal(0.0, spread / 2, 2)
     y, x = np.clip(np.round(centre - side / 2).astype(int), 0, 3 * PITCH - side)
     at = (slice(y, y + side), slice(x, x + side))
-    np.maximum(sheet[at], np.asarray(image, np.float32), out=sheet[at])
+    np.maximum(sheet[at], np.asarray(image), out=sheet[at])
     return at
