@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from kanji_lab.data.cache import IMAGE_SIZE
 from kanji_lab.data.kanjivg import DOT, VIEWBOX, Character
 from kanji_lab.data.normalize import Settings, normalize_ink
-from kanji_lab.data.synthetic import geometry
+from kanji_lab.data.synthetic import geometry, scan
 
 SCALE = 2  # the canvas is drawn at SCALE x the output size, then box-reduced
 CANVAS = IMAGE_SIZE * SCALE
@@ -26,6 +26,7 @@ FONT_FAMILIES = ("font", "print")  # writers that copy font glyphs rather than K
 FORM_HANDS = ("pen", "pencil", "cursive", "brush")
 NOISE_BANK = 1 << 22  # standard half-normal samples that every image's paper noise is cut from
 _NONE, _NO_POINTS = np.empty(0), np.empty((0, 2))  # draws a style does not use
+_NO_GRAIN = np.empty((0, 0), np.float32)
 _ANGLES = np.linspace(0, 2 * np.pi, 12, endpoint=False)
 # An oval (half-axes 0.6 and 0.4 stroke widths) tilted 45 degrees, nudged up and to the left
 _ENTRY_OVAL = (
@@ -189,17 +190,15 @@ def finish(
     if coarse > 1.05:  # stored small: a character written small on a pad, a low-resolution scan
         side = max(16, int(round(CANVAS / coarse)))
         image = image.resize((side, side), Image.Resampling.BOX)
-    ink = np.asarray(image, dtype=np.float32) / 255.0
+    drawn = np.asarray(image)
+    grain = _NO_GRAIN
     if style.grain:
-        ink *= 1.0 - style.grain * rng.random(ink.shape, dtype=np.float32)
-    ink *= style.ink * float(rng.uniform(0.92, 1.0))
-    out = ink * 255.0 + _paper_noise(ink.shape, style.noise, rng) * (1.0 - ink)
-    if style.levels == 2:
-        out = np.where(out > 255.0 * style.ink * rng.uniform(0.3, 0.6), 255.0, 0.0)
-    elif style.levels < 256:
-        step = 255.0 / (style.levels - 1)
-        out = np.round(out / step) * step
-    return normalize_ink(np.clip(out + 0.5, 0, 255).astype(np.uint8), settings=settings, clean=True)
+        grain = np.float32(style.grain) * rng.random(drawn.shape, dtype=np.float32)
+    ink = np.float32(style.ink * float(rng.uniform(0.92, 1.0)))
+    noise = _paper_noise(drawn.shape, style.noise, rng)
+    threshold = 255.0 * style.ink * rng.uniform(0.3, 0.6) if style.levels == 2 else 0.0
+    out = scan.scan(drawn, grain, ink, noise, style.levels, np.float32(threshold))
+    return normalize_ink(out, settings=settings, clean=True)
 
 
 def _paper_noise(shape: tuple[int, ...], scale: float, rng: np.random.Generator) -> np.ndarray:
