@@ -44,3 +44,17 @@ def test_grain_thins_the_ink_where_it_falls(drawn) -> None:
     grain[5, 8] = 0.5
     out = scan(drawn, grain, np.float32(1.0), np.zeros(drawn.shape, np.float32), 256, np.float32(0))
     assert out[5, 8] == 128 and out[6, 8] == 255
+
+
+@pytest.mark.parametrize("radius", [0.06, 0.4, 1.3, 3.7, 9.0])
+def test_blur_is_pillows_gaussian_blur_bit_for_bit(radius) -> None:
+    from PIL import Image, ImageFilter
+
+    from kanji_lab.data.synthetic.scan import blur
+
+    rng = np.random.default_rng(int(radius * 100))
+    for shape in [(128, 128), (37, 90), (5, 3), (1, 20)]:  # narrower than the box, too
+        image = (rng.random(shape) * 256).astype(np.uint8)
+        image[rng.random(shape) < 0.6] = 0
+        expected = np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)))
+        np.testing.assert_array_equal(blur(image, radius), expected)

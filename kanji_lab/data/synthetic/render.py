@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from kanji_lab.data.cache import IMAGE_SIZE
 from kanji_lab.data.kanjivg import DOT, VIEWBOX, Character
@@ -185,12 +185,13 @@ def finish(
     normalise it like every other source (:func:`kanji_lab.data.normalize.normalize_ink`, by
     ``settings``)."""
     blur = style.blur * SCALE * float(np.exp(rng.normal(0.0, 0.2)))
-    image = canvas.filter(ImageFilter.GaussianBlur(blur)) if blur > 0.05 else canvas
+    drawn = np.asarray(canvas)
+    if blur > 0.05:
+        drawn = scan.blur(drawn, blur)
     coarse = style.resolution * float(np.exp(rng.normal(0.0, 0.1)))
     if coarse > 1.05:  # stored small: a character written small on a pad, a low-resolution scan
         side = max(16, int(round(CANVAS / coarse)))
-        image = image.resize((side, side), Image.Resampling.BOX)
-    drawn = np.asarray(image)
+        drawn = np.asarray(Image.fromarray(drawn).resize((side, side), Image.Resampling.BOX))
     grain = _NO_GRAIN
     if style.grain:
         grain = np.float32(style.grain) * rng.random(drawn.shape, dtype=np.float32)
