@@ -99,7 +99,7 @@ def _markdown(r: dict) -> str:
     ]  # fmt: skip
     rows.append(("all families (harmonic mean)", f"{r['baseline_all']:,.0f}",
                  f"{r['new_all']:,.0f}", f"{r['new_all'] / r['baseline_all']:.2f}x"))  # fmt: skip
-    head = ("family", f"images/s at {r['baseline_commit'][:7]}", "images/s now", "ratio")
+    head = ("family", *(f"images/s at {r[c][:7]}" for c in ("baseline_commit", "commit")), "ratio")
     return (
         f"Synthetic generation, one core, {r['classes']} classes per family, best of "
         f"{r['rounds']} alternating rounds, `{r['command']}`:\n\n" + table(rows, head)
@@ -136,6 +136,7 @@ def main() -> None:
     result = {
         "command": " ".join(["python", *sys.argv]),
         "baseline_commit": git("rev-parse", args.baseline),
+        "commit": git("rev-parse", "HEAD"),
         "classes": args.classes,
         "rounds": args.rounds,
         "families": list(render.FAMILIES),
