@@ -3,6 +3,9 @@
 A :class:`WriterStyle` holds what stays fixed for one synthetic writer (slant, size, thickness,
 pen or brush behaviour, scanner noise). Each sample adds its own variation on top. Strokes are
 drawn as variable-width polygons on a canvas of ``CANVAS`` pixels and reduced to the 64x64 output.
+This module draws the random numbers and the polygons; the arithmetic is compiled in
+:mod:`~kanji_lab.data.synthetic.geometry` (where the points go) and
+:mod:`~kanji_lab.data.synthetic.scan` (blur, ink, grain, noise, grey levels).
 """
 
 from __future__ import annotations
