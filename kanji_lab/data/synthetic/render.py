@@ -171,7 +171,9 @@ def _draws(char: Character, style: WriterStyle, rng: np.random.Generator) -> geo
     )
 
 
-def _fill(draw: ImageDraw.ImageDraw, polygon: list[float], caps: list[list[float]], fill: int):
+def _fill(
+    draw: ImageDraw.ImageDraw, polygon: list[float], caps: list[list[float]], fill: int
+) -> None:
     """Fill a flat polygon and its round caps (``x, y, radius`` each)."""
     draw.polygon(polygon, fill=fill)
     for x, y, r in caps:
