@@ -48,15 +48,18 @@ def _box_blur(lines: np.ndarray, radius: int, weight: int, far: int) -> np.ndarr
     pad = radius + 2
     src = np.empty((n + 2 * pad, m), np.uint32)
     dst = np.empty_like(src)
-    src[pad : pad + n] = lines
     acc = np.empty(m, np.uint32)
+    for i in range(n):  # (plain loops throughout: array expressions compile for seconds)
+        for j in range(m):
+            src[pad + i, j] = lines[i, j]
     for _ in range(PASSES):
-        for i in range(pad):
-            src[i] = src[pad]
-            src[pad + n + i] = src[pad + n - 1]
-        acc[:] = 0
-        for i in range(pad - 1 - radius, pad + radius):
-            acc += src[i]
+        for j in range(m):
+            for i in range(pad):
+                src[i, j] = src[pad, j]
+                src[pad + n + i, j] = src[pad + n - 1, j]
+            acc[j] = 0
+            for i in range(pad - 1 - radius, pad + radius):
+                acc[j] += src[i, j]
         for x in range(pad, pad + n):
             ahead, behind = src[x + radius], src[x - radius - 1]
             beyond, out = src[x + radius + 1], dst[x]
@@ -64,7 +67,11 @@ def _box_blur(lines: np.ndarray, radius: int, weight: int, far: int) -> np.ndarr
                 acc[j] += ahead[j] - behind[j]
                 out[j] = (acc[j] * weight + (behind[j] + beyond[j]) * far + (1 << 23)) >> 24
         src, dst = dst, src
-    return src[pad : pad + n].astype(np.uint8)
+    out = np.empty((n, m), np.uint8)
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = src[pad + i, j]
+    return out
 
 
 @njit(cache=True)
