@@ -75,7 +75,10 @@ def place(
     """A sample's canvas points and line widths from a character's viewBox ``points``: smoothed
     ``passes`` times, each stroke moved, bent, turned and stretched, the parts of the character
     resized, tremor added, the sample's affine applied and the ink box placed on the canvas."""
-    moved = smooth(points.astype(np.float64), starts, ends, passes)
+    moved = np.empty(points.shape)  # (plain loops throughout: array expressions compile slowly)
+    for i in range(len(points)):
+        moved[i, 0], moved[i, 1] = points[i, 0], points[i, 1]
+    moved = smooth(moved, starts, ends, passes)
     if len(draws.dot_scale):
         _shrink(moved, starts, ends, endings, draws.dot_scale, draws.stroke_scale)
     _bend(moved, starts, ends, draws.shift, draws.bend)
@@ -83,7 +86,10 @@ def place(
     for axis in range(2):
         _proportion(moved[:, axis], draws.proportion[axis], viewbox)
     if len(draws.wobble):
-        moved += smooth(draws.wobble, starts, ends, 2)
+        tremor = smooth(draws.wobble, starts, ends, 2)
+        for i in range(len(moved)):
+            moved[i, 0] += tremor[i, 0]
+            moved[i, 1] += tremor[i, 1]
     out = _fit(moved, draws.affine, draws.size, draws.centre, canvas, viewbox)
     widths = _widths(arc_fraction(out, starts, ends), starts, ends, endings, brushiness, draws)
     return out, widths
@@ -95,13 +101,17 @@ def smooth(points: np.ndarray, starts: np.ndarray, ends: np.ndarray, passes: int
     kept."""
     m = len(points)
     for _ in range(passes):
-        out = points.copy()
-        for i in range(1, m - 1):
+        out = np.empty_like(points)
+        for i in range(m):
             for c in range(2):
-                out[i, c] = (points[i - 1, c] + 2 * points[i, c] + points[i + 1, c]) / 4
+                if 0 < i < m - 1:
+                    out[i, c] = (points[i - 1, c] + 2 * points[i, c] + points[i + 1, c]) / 4
+                else:
+                    out[i, c] = points[i, c]
         for k in range(len(starts)):
-            out[starts[k]] = points[starts[k]]
-            out[ends[k] - 1] = points[ends[k] - 1]
+            for c in range(2):
+                out[starts[k], c] = points[starts[k], c]
+                out[ends[k] - 1, c] = points[ends[k] - 1, c]
         points = out
     return points
 
@@ -196,12 +206,13 @@ def _turn(
 def _proportion(x: np.ndarray, log_widths: np.ndarray, viewbox: float) -> None:
     """One axis remapped monotonically: its four quarters of the viewBox made ``exp(log_widths)``
     wide, relative to each other; points outside the viewBox keep their distance from it."""
-    widths = np.exp(log_widths)
     knots = np.empty(5)
     knots[0] = 0.0
     for j in range(4):
-        knots[j + 1] = knots[j] + widths[j]
-    knots *= viewbox / widths.sum()
+        knots[j + 1] = knots[j] + math.exp(log_widths[j])
+    scale = viewbox / knots[4]
+    for j in range(5):
+        knots[j] *= scale
     quarter = viewbox / 4
     for i in range(len(x)):
         v = x[i]
@@ -226,8 +237,11 @@ def _fit(
     for i in range(m):
         for c in range(2):
             moved[i, c] = affine[c, 0] * points[i, 0] + affine[c, 1] * points[i, 1]
-    lo = np.array([moved[:, 0].min(), moved[:, 1].min()])
-    hi = np.array([moved[:, 0].max(), moved[:, 1].max()])
+    lo, hi = np.empty(2), np.empty(2)
+    for c in range(2):
+        lo[c] = hi[c] = moved[0, c]
+        for i in range(m):
+            lo[c], hi[c] = min(lo[c], moved[i, c]), max(hi[c], moved[i, c])
     scale = frame_scale(max(hi[0] - lo[0], hi[1] - lo[1]), size, canvas, viewbox)
     for i in range(m):
         for c in range(2):
@@ -295,10 +309,11 @@ def outlines(
     """
     m, n = len(points), len(starts)
     cut = np.zeros(m, dtype=np.bool_)
+    pieces = n
     for k in range(n):
         for i in range(starts[k] + 1, ends[k] - 1):
             cut[i] = _turns_sharply(points, i)
-    pieces = n + cut.sum()
+            pieces += cut[i]
     coords = np.empty(4 * (m + pieces - n))
     bounds = np.empty(pieces + 1, dtype=np.int64)
     caps = np.empty((pieces, 2, 3))
@@ -366,17 +381,19 @@ def ligature(
     dx, dy = ax - back[0], ay - back[1]
     length = math.hypot(dx, dy) + 1e-6
     cx, cy = ax + dx / length * gap * bow, ay + dy / length * gap * bow
-    t = np.linspace(0.0, 1.0, max(4, int(gap / 4)))
-    curve = np.empty((len(t), 2))
-    for i in range(len(t)):
+    count = max(4, int(gap / 4))
+    t, widths = np.empty(count), np.empty(count)
+    for i in range(count):  # numpy's linspace(0, 1, count)
+        t[i] = i * (1.0 / (count - 1)) if i < count - 1 else 1.0
+        widths[i] = width * (1.0 - 0.5 * math.sin(math.pi * t[i]))
+    curve = np.empty((count, 2))
+    for i in range(count):
         u = 1 - t[i]
         curve[i, 0] = u**2 * ax + 2 * u * t[i] * cx + t[i] ** 2 * target[0]
         curve[i, 1] = u**2 * ay + 2 * u * t[i] * cy + t[i] ** 2 * target[1]
-    widths = width * (1.0 - 0.5 * np.sin(np.pi * t))
-    coords = np.empty(4 * len(t))
+    coords = np.empty(4 * count)
     caps = np.empty((2, 3))
     normal = normals(curve)
-    count = len(t)
     for j in range(count):
         half = widths[j] / 2
         left, right = 2 * j, 4 * count - 2 - 2 * j
