@@ -359,24 +359,37 @@ def _piece(
         tx, ty = points[hi, 0] - points[lo, 0], points[hi, 1] - points[lo, 1]
         half = widths[a + j] / 2
         scale = half / (math.hypot(tx, ty) + 1e-9)
-        x, y = points[a + j, 0], points[a + j, 1]
-        left, right = at + 2 * j, at + 4 * count - 2 - 2 * j
-        coords[left], coords[left + 1] = x - ty * scale, y + tx * scale
-        coords[right], coords[right + 1] = x + ty * scale, y - tx * scale
-    for end, i in enumerate((a, b - 1)):
+        _sides(coords, at, count, j, points[a + j], -ty * scale, tx * scale)
+    _caps(caps, points, widths, a, b - 1)
+
+
+@njit(cache=True)
+def _sides(
+    coords: np.ndarray, at: int, count: int, j: int, point: np.ndarray, dx: float, dy: float
+) -> None:
+    """Point ``j`` of a ``count``-point line moved by ``(dx, dy)`` to its left and back to its
+    right, into the outline at ``coords[at:]`` (the left side forwards, the right side back)."""
+    left, right = at + 2 * j, at + 4 * count - 2 - 2 * j
+    coords[left], coords[left + 1] = point[0] + dx, point[1] + dy
+    coords[right], coords[right + 1] = point[0] - dx, point[1] - dy
+
+
+@njit(cache=True)
+def _caps(caps: np.ndarray, points: np.ndarray, widths: np.ndarray, first: int, last: int) -> None:
+    """Round caps ``x, y, radius`` at points ``first`` and ``last`` of a line."""
+    for end, i in enumerate((first, last)):
         caps[end, 0], caps[end, 1], caps[end, 2] = points[i, 0], points[i, 1], widths[i] / 2
 
 
 @njit(cache=True)
 def ligature(
-    points: np.ndarray, target: np.ndarray, bow: float, width: float
+    points: np.ndarray, target: np.ndarray, gap: float, bow: float, width: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A thin trail from the end of a stroke's ``points`` to ``target`` (the pen never lifts): a
-    quadratic curve that leaves in the stroke's direction, its control point ``bow`` of the gap
-    ahead, ``width`` wide at its ends and half that in the middle. Returns its outline and round
-    caps as :func:`outlines` gives a piece's."""
+    """A thin trail from the end of a stroke's ``points`` to ``target``, ``gap`` away (the pen
+    never lifts): a quadratic curve that leaves in the stroke's direction, its control point
+    ``bow`` of the gap ahead, ``width`` wide at its ends and half that in the middle. Returns its
+    outline and round caps as :func:`outlines` gives a piece's."""
     ax, ay = points[-1, 0], points[-1, 1]
-    gap = math.hypot(target[0] - ax, target[1] - ay)
     back = points[max(len(points) - 3, 0)]
     dx, dy = ax - back[0], ay - back[1]
     length = math.hypot(dx, dy) + 1e-6
@@ -396,12 +409,8 @@ def ligature(
     normal = normals(curve)
     for j in range(count):
         half = widths[j] / 2
-        left, right = 2 * j, 4 * count - 2 - 2 * j
-        for c in range(2):
-            coords[left + c] = curve[j, c] + normal[j, c] * half
-            coords[right + c] = curve[j, c] - normal[j, c] * half
-    for end, i in enumerate((0, count - 1)):
-        caps[end, 0], caps[end, 1], caps[end, 2] = curve[i, 0], curve[i, 1], widths[i] / 2
+        _sides(coords, 0, count, j, curve[j], normal[j, 0] * half, normal[j, 1] * half)
+    _caps(caps, curve, widths, 0, count - 1)
     return coords, caps
 
 

@@ -281,5 +281,5 @@ def _ligature(
     if gap < 2 or gap > CANVAS * 0.45:
         return
     bow, width = rng.uniform(0.2, 0.5), thickness * rng.uniform(0.3, 0.6)
-    coords, caps = geometry.ligature(points, next_start, bow, width)
+    coords, caps = geometry.ligature(points, next_start, gap, bow, width)
     _fill(draw, coords.tolist(), caps.tolist(), int(255 * rng.uniform(0.6, 0.95)))
