@@ -112,6 +112,19 @@ def test_ink_wider_than_the_flatten_window_is_not_hollowed():
     )
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1), (2, 2), (13, 13), (9, 17)])
+def test_flatten_grey_opening_takes_each_cells_neighbourhood(shape):
+    """Step 0's 3x3 minimum and maximum over the cells: each cell's extreme over itself and the
+    neighbours that exist, as a plain window over the grid padded with its own edge."""
+    cells = np.random.default_rng(len(shape) + shape[0] * 31 + shape[1]).integers(
+        0, 256, shape, dtype=np.uint8
+    )
+    padded = np.pad(cells, 1, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))
+    assert np.array_equal(normalize._cells_3x3(cells, True), windows.min(axis=(2, 3)))
+    assert np.array_equal(normalize._cells_3x3(cells, False), windows.max(axis=(2, 3)))
+
+
 def test_fragments_grid_lines_and_specks_are_removed():
     for char in CHARS:
         cell = in_cell(framed(char), np.random.default_rng(0))

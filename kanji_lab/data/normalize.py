@@ -271,17 +271,27 @@ def _keep_ink(paper, low, high):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _cells_3x3(cells, lowest):  # pragma: no cover - compiled
-    """The minimum (``lowest``) or maximum of each cell and its neighbours (those that exist)."""
+    """The minimum (``lowest``) or maximum of each cell and its neighbours (those that exist):
+    along the rows, then down the columns (the same extremes, in a third of the comparisons)."""
     rows, cols = cells.shape
+    across = np.empty_like(cells)
+    for r in range(rows):
+        for c in range(cols):
+            across[r, c] = _extreme3(
+                cells[r, max(c - 1, 0)], cells[r, c], cells[r, min(c + 1, cols - 1)], lowest
+            )
     out = np.empty_like(cells)
     for r in range(rows):
         for c in range(cols):
-            v = cells[r, c]
-            for a in range(max(r - 1, 0), min(r + 2, rows)):
-                for b in range(max(c - 1, 0), min(c + 2, cols)):
-                    v = min(v, cells[a, b]) if lowest else max(v, cells[a, b])
-            out[r, c] = v
+            out[r, c] = _extreme3(
+                across[max(r - 1, 0), c], across[r, c], across[min(r + 1, rows - 1), c], lowest
+            )
     return out
+
+
+@njit(cache=True)
+def _extreme3(a, b, c, lowest):  # pragma: no cover - compiled
+    return min(a, b, c) if lowest else max(a, b, c)
 
 
 def stretch_contrast(images: np.ndarray, settings: Settings | None = None) -> np.ndarray:
