@@ -13,8 +13,8 @@ const f32 = Math.fround;
 
 // Python's round(): half to even.
 function roundHalfEven(v) {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  const r = Math.round(v); // (half up: exactly half below an odd r goes to the even r - 1)
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 // C's roundf (half away from zero) and Pillow's ROUND_UP / ROUND_DOWN (towards/away from zero
@@ -88,10 +88,20 @@ function fillPolygon(ink, edges) {
         cornerFix(xs, table, i, y);
       }
     }
-    xs.sort((a, b) => a - b);
+    ascending(xs);
     for (let i = 1; i < xs.length; i += 2) {
       ink.hline(roundUp(xs[i - 1], true), y, roundDown(xs[i], true));
     }
+  }
+}
+
+// Sort a scanline's few crossings in place (insertion sort: faster than Array.sort for a handful).
+function ascending(xs) {
+  for (let i = 1; i < xs.length; i++) {
+    const v = xs[i];
+    let j = i - 1;
+    for (; j >= 0 && xs[j] > v; j--) xs[j + 1] = xs[j];
+    xs[j + 1] = v;
   }
 }
 
@@ -231,6 +241,7 @@ export function flatten(img, settings) {
   const cell = Math.max(1, Math.trunc((Math.max(h, w) * fraction) / 3));
   const rows = Math.ceil(h / cell);
   const cols = Math.ceil(w / cell);
+  if (paperInEveryCell(img, cell, rows, cols)) return img; // clean paper: nothing to take out
   const lowest = new Uint8Array(rows * cols);
   const line = new Uint8Array(w); // whole rows at a time, then the cells' spans of the row
   for (let r = 0; r < rows; r++) {
@@ -261,6 +272,26 @@ export function flatten(img, settings) {
   return { width: w, height: h, data: out };
 }
 
+// Whether every cell holds a pixel at level 0: then every cell's paper is 0 and step 0 changes
+// nothing (a drawing, a clean scan), found without visiting most pixels.
+function paperInEveryCell({ width: w, height: h, data }, cell, rows, cols) {
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      let found = false;
+      for (let y = r * cell; y < Math.min(r * cell + cell, h) && !found; y++) {
+        for (let x = c * cell, i = y * w + x; x < Math.min(c * cell + cell, w); x++, i++) {
+          if (data[i] === 0) {
+            found = true;
+            break;
+          }
+        }
+      }
+      if (!found) return false;
+    }
+  }
+  return true;
+}
+
 // The minimum or maximum (`pick`) of each cell and its neighbours that exist.
 function cells3x3(cells, rows, cols, pick) {
   const out = new Uint8Array(cells.length);
@@ -281,8 +312,20 @@ function cells3x3(cells, rows, cols, pick) {
 // The k-th brightest grey level of a histogram, the brightest level, the border's median.
 function levels(img) {
   const { width: w, height: h, data } = img;
-  const hist = new Float64Array(256);
-  for (let i = 0; i < data.length; i++) hist[data[i]]++;
+  // four interleaved counts: a run of one level (paper) does not wait on its own last count
+  const counts = new Int32Array(1024);
+  const n4 = data.length - (data.length % 4);
+  for (let i = 0; i < n4; i += 4) {
+    counts[data[i] << 2]++;
+    counts[(data[i + 1] << 2) | 1]++;
+    counts[(data[i + 2] << 2) | 2]++;
+    counts[(data[i + 3] << 2) | 3]++;
+  }
+  for (let i = n4; i < data.length; i++) counts[data[i] << 2]++;
+  const hist = new Int32Array(256);
+  for (let v = 0; v < 256; v++) {
+    hist[v] = counts[v << 2] + counts[(v << 2) | 1] + counts[(v << 2) | 2] + counts[(v << 2) | 3];
+  }
   const border = new Float64Array(256);
   let count = 0;
   const add = (v) => {
@@ -304,7 +347,8 @@ function levels(img) {
   return { hist, paper };
 }
 
-// Paper (the border median) to 0, the ink level to 255: float ink in 0..255.
+// Paper (the border median) to 0, the ink level to 255: {ink: float ink in 0..255, mask: 1 where
+// the ink is above the threshold x 255}.
 export function stretchContrast(img, settings) {
   const { hist, paper } = levels(img);
   const k = Math.max(1, roundHalfEven(img.data.length * Number(settings.peak_fraction)));
@@ -328,36 +372,55 @@ export function stretchContrast(img, settings) {
   const gain = peak > paper ? f32(255.0 / Math.max(peak - paper, 1e-6)) : 0;
   // the stretched value depends on the grey level alone: one table of 256
   const table = new Float32Array(256);
-  for (let v = 0; v < 256; v++) table[v] = Math.min(Math.max(f32(f32(v - paper) * gain), 0), 255);
+  const above = new Uint8Array(256);
+  const limit = 255.0 * Number(settings.threshold);
+  for (let v = 0; v < 256; v++) {
+    table[v] = Math.min(Math.max(f32(f32(v - paper) * gain), 0), 255);
+    above[v] = table[v] > limit ? 1 : 0;
+  }
   const { data } = img;
   const ink = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) ink[i] = table[data[i]];
-  return ink;
+  const mask = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    ink[i] = table[data[i]];
+    mask[i] = above[data[i]];
+  }
+  return { ink, mask };
+}
+
+// Per row and per column of the mask: its ink pixels and its first and last ink pixel (-1: none),
+// in one pass along the rows.
+function lineCounts(mask, width, height) {
+  const rows = { count: new Float64Array(height), first: new Int32Array(height).fill(-1),
+    last: new Int32Array(height).fill(-1) };
+  const cols = { count: new Float64Array(width), first: new Int32Array(width).fill(-1),
+    last: new Int32Array(width).fill(-1) };
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      if (!mask[i]) continue;
+      rows.count[y]++;
+      if (rows.first[y] < 0) rows.first[y] = x;
+      rows.last[y] = x;
+      cols.count[x]++;
+      if (cols.first[x] < 0) cols.first[x] = y;
+      cols.last[x] = y;
+    }
+  }
+  return [rows, cols];
 }
 
 // Rows (columns) in the outer band whose ink starts and ends within `clutter_line` of the edges
 // and covers `clutter_run` of their length, within a band of rows at least half ink no thicker
-// than `clutter_line` of the side: a ruled line or the sheet's grid.
-// Pixel x of line y (a row, or a column) is mask[y * step + x * along].
-function lineRows(mask, width, height, step, along, band, settings) {
+// than `clutter_line` of the side: a ruled line or the sheet's grid. `lines`: lineCounts of the
+// `height` rows (columns), each `width` long.
+function lineRows({ count: dense, first, last }, width, height, band, settings) {
   const full = new Uint8Array(height);
-  const dense = new Float64Array(height);
   const edge = Math.trunc(band * height);
+  const reach = Number(settings.clutter_line) * width;
   for (let y = 0; y < height; y++) {
-    let count = 0;
-    let first = -1;
-    let last = -1;
-    for (let x = 0, i = y * step; x < width; x++, i += along) {
-      if (!mask[i]) continue;
-      count++;
-      if (first < 0) first = x;
-      last = x;
-    }
-    dense[y] = count;
     if (y >= edge && y < height - edge) continue;
-    const reach = Number(settings.clutter_line) * width;
-    full[y] = first >= 0 && first <= reach && last >= width - 1 - reach &&
-      count >= Number(settings.clutter_run) * width ? 1 : 0;
+    full[y] = first[y] >= 0 && first[y] <= reach && last[y] >= width - 1 - reach &&
+      dense[y] >= Number(settings.clutter_run) * width ? 1 : 0;
   }
   // the line with its edges (rows at least half ink) is thin: not a character's stroke
   const longest = Number(settings.clutter_line) * height;
@@ -378,7 +441,8 @@ function lineRows(mask, width, height, step, along, band, settings) {
 // neighbouring rows that touch join), as data/clutter.py does: per piece its runs
 // (runs[first .. first + count], each [row, first column, last column]), ink mass and box
 // [top, bottom, left, right], numbered in raster order; and each ink pixel's piece (`label`).
-function pieces(mask, ink, width, height) {
+// `bounds`: per row, the first and last column that can hold ink (lineCounts).
+function pieces(mask, ink, width, height, bounds) {
   const rows = [];
   const firsts = [];
   const lasts = [];
@@ -390,10 +454,11 @@ function pieces(mask, ink, width, height) {
   let above = 0; // the previous row's runs start here
   for (let y = 0; y < height; y++) {
     const start = rows.length;
-    for (let x = 0, i = y * width; x < width; x++, i++) {
+    const end = bounds.last[y] + 1; // (no ink: -1 + 1, nothing to visit)
+    for (let x = Math.max(bounds.first[y], 0), i = y * width + x; x < end; x++, i++) {
       if (!mask[i]) continue;
       const first = x;
-      while (x + 1 < width && mask[i + 1]) {
+      while (x + 1 < end && mask[i + 1]) {
         x++;
         i++;
       }
@@ -546,15 +611,12 @@ function dropped(found, runs, width, height, settings) {
 }
 
 // Ruled and grid lines, neighbours' fragments and specks -> paper (kanji_lab/data/clutter.py);
-// `ink` itself when there are none.
-export function removeClutter(ink, width, height, settings) {
+// `ink` itself when there are none. `mask`: stretchContrast's, changed here.
+export function removeClutter({ ink, mask }, [across, down], width, height, settings) {
   const band = Number(settings.clutter_band || 0);
   if (!(band > 0)) return ink;
-  const limit = 255.0 * Number(settings.threshold);
-  const mask = new Uint8Array(ink.length);
-  for (let i = 0; i < ink.length; i++) mask[i] = ink[i] > limit ? 1 : 0;
-  const rows = lineRows(mask, width, height, width, 1, band, settings);
-  const cols = lineRows(mask, height, width, 1, width, band, settings);
+  const rows = lineRows(across, width, height, band, settings);
+  const cols = lineRows(down, height, width, band, settings);
   let out = ink; // copied before its first change
   if (rows.includes(1) || cols.includes(1)) {
     out = Float32Array.from(ink);
@@ -567,7 +629,7 @@ export function removeClutter(ink, width, height, settings) {
       }
     }
   }
-  const { found, label, runs } = pieces(mask, out, width, height);
+  const { found, label, runs } = pieces(mask, out, width, height, across);
   if (found.length < 2) return out;
   const drop = dropped(found, runs, width, height, settings);
   if (!drop.includes(true)) return out;
@@ -628,29 +690,36 @@ function spread(profile, sds) {
   return [mean - half, mean + half];
 }
 
-// [rows, cols]: the mass of the ink above `limit` per row and per column, each pixel weighing at
-// most `cap` (Python's _profiles).
-function profiles(ink, width, height, limit, cap) {
+// [rows, cols, cappedRows, cappedCols]: the mass of the ink above `limit` per row and per column,
+// and the same with each pixel weighing at most `cap` (Python's _profiles). `bounds`: per row, the
+// first and last column that can hold such ink (lineCounts).
+function profiles(ink, width, height, limit, cap, bounds) {
   const rows = new Float64Array(height);
   const cols = new Float64Array(width);
+  const cappedRows = new Float64Array(height);
+  const cappedCols = new Float64Array(width);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const v = ink[y * width + x];
+    for (let x = Math.max(bounds.first[y], 0), i = y * width + x; x <= bounds.last[y]; x++, i++) {
+      const v = ink[i];
       if (v > limit) {
-        rows[y] += Math.min(v, cap);
-        cols[x] += Math.min(v, cap);
+        const low = Math.min(v, cap);
+        rows[y] += v;
+        cols[x] += v;
+        cappedRows[y] += low;
+        cappedCols[x] += low;
       }
     }
   }
-  return [rows, cols];
+  return [rows, cols, cappedRows, cappedCols];
 }
 
 // [top, bottom, left, right] (pixel edges): all but `trim` (each side) of the mass of the ink
 // above `threshold` x 255, per axis, sub-pixel; from version 5 (`frame_sd`) narrowed to the mass
 // centre +- `frame_sd` standard deviations, each pixel weighing at most `frame_cap` x 255 there.
-export function inkBox(ink, width, height, settings) {
+export function inkBox(ink, width, height, settings, bounds) {
   const limit = 255.0 * Number(settings.threshold);
-  const [rows, cols] = profiles(ink, width, height, limit, Infinity);
+  const cap = 255.0 * Number(settings.frame_cap ?? 1);
+  const [rows, cols, cappedRows, cappedCols] = profiles(ink, width, height, limit, cap, bounds);
   const trim = Number(settings.trim);
   const reversed = (a) => Float64Array.from(a).reverse();
   const box = [
@@ -661,9 +730,7 @@ export function inkBox(ink, width, height, settings) {
   ];
   const sds = Number(settings.frame_sd || 0); // models before version 5: the quantile box
   if (sds > 0) {
-    const cap = 255.0 * Number(settings.frame_cap ?? 1);
-    const capped = profiles(ink, width, height, limit, cap);
-    for (const [axis, profile] of [[0, capped[0]], [2, capped[1]]]) {
+    for (const [axis, profile] of [[0, cappedRows], [2, cappedCols]]) {
       const [start, end] = spread(profile, sds);
       box[axis] = Math.max(box[axis], start);
       box[axis + 1] = Math.min(box[axis + 1], end);
@@ -679,13 +746,14 @@ function frameSide(box, settings) {
   return side * (1.0 + 2.0 * Number(settings.margin));
 }
 
-// Twice the ink area over its outline length (outside the image counts as ink, as in Python).
-function strokeWidth(ink, width, height, threshold) {
+// Twice the ink area over its outline length (outside the image counts as ink, as in Python);
+// `bounds` as for profiles.
+function strokeWidth(ink, width, height, threshold, bounds) {
   const limit = 255.0 * threshold;
   let area = 0;
   let inner = 0;
-  for (let y = 0, i = 0; y < height; y++) {
-    for (let x = 0; x < width; x++, i++) {
+  for (let y = 0; y < height; y++) {
+    for (let x = Math.max(bounds.first[y], 0), i = y * width + x; x <= bounds.last[y]; x++, i++) {
       if (!(ink[i] > limit)) continue;
       area++;
       if (
@@ -726,8 +794,9 @@ function dilate(ink, width, height) {
 }
 
 // Lines thinner than `min_width` output pixels are dilated (3x3 steps and a blend for the rest).
-function thicken(ink, width, height, pixel, settings) {
-  const grow = (Number(settings.min_width) * pixel - strokeWidth(ink, width, height, Number(settings.threshold))) / 2;
+function thicken(ink, width, height, pixel, settings, bounds) {
+  const lines = strokeWidth(ink, width, height, Number(settings.threshold), bounds);
+  const grow = (Number(settings.min_width) * pixel - lines) / 2;
   if (!(grow > 0.25)) return ink;
   const steps = Math.floor(grow);
   const fraction = f32(grow - steps);
@@ -851,21 +920,42 @@ function taps({ first, span }, length) {
   return { index, weight, count, per };
 }
 
+// [from, to]: per row of `ink`, the columns from its first ink (above 0) to just past its last
+// (0 and 0 for a row of paper).
+function inkSpans(ink, width, height) {
+  const from = new Int32Array(height);
+  const to = new Int32Array(height);
+  for (let y = 0; y < height; y++) {
+    let x = 0;
+    while (x < width && !(ink[y * width + x] > 0)) x++;
+    let end = width;
+    while (end > x && !(ink[y * width + end - 1] > 0)) end--;
+    from[y] = x < width ? x : 0;
+    to[y] = x < width ? end : 0;
+  }
+  return [from, to];
+}
+
 // Area-average the square frame around the box to size x size; within the box, `density` (from
-// version 6) of each axis's room follows the line density [rows, cols] (gapProfiles).
-export function resampleFrame(ink, width, height, box, settings, size, density = [[], []]) {
+// version 6) of each axis's room follows the line density [rows, cols] (gapProfiles). `inked`:
+// inkSpans of `ink`.
+export function resampleFrame(ink, width, height, box, settings, size, inked, density = [[], []]) {
   const [top, bottom, left, right] = box;
   const side = frameSide(box, settings);
   const step = side / size;
   const share = Number(settings.density || 0);
   const rows = taps(spans((top + bottom) / 2 - side / 2, step, size, top, bottom, density[0], share), height);
   const cols = taps(spans((left + right) / 2 - side / 2, step, size, left, right, density[1], share), width);
+  const [from, to] = inked;
   const tall = new Float64Array(size * width);
   for (let i = 0; i < size; i++) {
     for (let k = i * rows.per; k < i * rows.per + rows.count[i]; k++) {
-      const source = rows.index[k] * width;
+      const y = rows.index[k];
       const wt = rows.weight[k];
-      for (let x = 0; x < width; x++) tall[i * width + x] += wt * ink[source + x];
+      // paper adds nothing (+0): only the row's span from its first to its last ink
+      for (let x = from[y], at = i * width, source = y * width; x < to[y]; x++) {
+        tall[at + x] += wt * ink[source + x];
+      }
     }
   }
   const out = new Uint8Array(size * size);
@@ -884,16 +974,20 @@ export function resampleFrame(ink, width, height, box, settings, size, density =
 // Ink-bright image {width, height, data} -> the normalised size x size uint8 image.
 export function normalizeInk(img, settings) {
   const size = Number(settings.size);
-  const flat = flatten(img, settings);
-  let ink = removeClutter(stretchContrast(flat, settings), img.width, img.height, settings);
-  const box = inkBox(ink, img.width, img.height, settings);
+  const { width, height } = img;
+  const stretched = stretchContrast(flatten(img, settings), settings);
+  // the ink above the threshold lies within these spans of the rows, before the clutter and after
+  const lines = lineCounts(stretched.mask, width, height);
+  let ink = removeClutter(stretched, lines, width, height, settings);
+  const box = inkBox(ink, width, height, settings, lines[0]);
   if (Number(settings.min_width || 0) > 0) {
-    ink = thicken(ink, img.width, img.height, frameSide(box, settings) / size, settings);
+    ink = thicken(ink, width, height, frameSide(box, settings) / size, settings, lines[0]);
   }
-  const linear = resampleFrame(ink, img.width, img.height, box, settings, size);
+  const inked = inkSpans(ink, width, height);
+  const linear = resampleFrame(ink, width, height, box, settings, size, inked);
   if (!(Number(settings.density || 0) > 0)) return linear; // models before version 6
   const density = gapProfiles(linear.map((v) => (v > 127 ? 1 : 0)), size, size);
-  return resampleFrame(ink, img.width, img.height, box, settings, size, density);
+  return resampleFrame(ink, width, height, box, settings, size, inked, density);
 }
 
 // Strokes -> {image: uint8 size x size, input: float32 x / 127.5 - 1 (the model's (1,1,s,s))}.
