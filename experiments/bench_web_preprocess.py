@@ -142,7 +142,9 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
     return (
         "Browser preprocessing (`normalize.js`) in Node's V8 on this machine (2 cores), "
         f"`python experiments/bench_web_preprocess.py --sample {args.sample} --variants "
-        f"{args.variants} --rounds {args.rounds}`:\n\n" + table(rows) + "\n\n"
+        f"{args.variants} --rounds {args.rounds} --baseline {args.baseline}`:\n\n"
+        + table(rows)
+        + "\n\n"
         f"Load average (1 min) {r['load_average'][0]:.1f} at the start, "
         f"{r['load_average'][1]:.1f} at the end. Target (p95 under {r['target_p95_ms']:.0f} ms "
         f"per drawing): {met}."

@@ -296,6 +296,7 @@ def test_etl_like_refuses_classes_etl9g_lacks(tmp_path, capsys, monkeypatch):
         ("val_stability", ["--render", "--name", "no_such_results"], "no results file"),
         ("few_writers", ["--etl-root", "nowhere"], "no such folder"),
         ("few_writers", ["--etl-root", "here", "--writers", "20,some"], "some is not a count"),
+        ("profile_normalize", ["--repeat", "1"], "--repeat must be at least 2"),
     ],
 )
 def test_experiment_scripts_refuse_bad_arguments(
@@ -471,3 +472,22 @@ def test_ablation_means_rows_repeated_at_other_seeds():
     assert "| a | 2 | 92.00 | 92.00 | 75.00 |  |" in means
     assert "| b | 2 | 60.00 | 60.00 |  |  |" in means
     assert "seed" not in means.split("|---|")[-1]  # one line per change, named without its seed
+
+
+def test_profile_normalize_times_the_steps_of_the_normalisation_it_names():
+    """The profiler's harness follows normalize_ink step for step: its images are the same with
+    any one step repeated (each repeated step leaves the record as one run of it does)."""
+    from experiments import profile_normalize as pn
+    from kanji_lab.data import normalize as nz
+    from kanji_lab.data.clutter import run_scratch
+
+    images = pn.glyph_bank(12) * np.uint8(17)
+    pn.check(images)  # exits if the harness no longer draws normalize_ink's images
+    want, s = nz.normalize_ink(images), nz.SETTINGS
+    for which in range(len(pn.STEPS) + 1):
+        out = np.zeros_like(want)
+        args = (nz._Params.of(s), nz._peak_rank(images, s), run_scratch(*images.shape[1:]))
+        pn._harness(images, out, *args, which, 3)
+        assert np.array_equal(out, want), pn.STEPS[which - 1] if which else "no step repeated"
+    costs = pn.profile(images[:4], repeat=2, rounds=1)
+    assert set(pn.STEPS) < set(costs) and all(v >= 0 for v in costs.values())
