@@ -97,26 +97,28 @@ def _harness(images, out, p, rank, scratch, which, repeat):  # pragma: no cover 
             nz._store(final, out[i])
 
 
+def normalised(images: np.ndarray, which: int = 0, repeat: int = 1) -> np.ndarray:
+    """The harness's images of ``images`` (step ``which`` run ``repeat`` times per record)."""
+    s = nz.SETTINGS
+    out = np.empty((len(images), int(s["size"]), int(s["size"])), np.uint8)
+    params, rank = nz._Params.of(s), nz._peak_rank(images, s)
+    _harness(images, out, params, rank, run_scratch(*images.shape[1:]), which, repeat)
+    return out
+
+
 def seconds(images: np.ndarray, which: int, repeat: int, rounds: int) -> float:
     """Best of ``rounds`` harness runs over ``images``, in seconds."""
-    s = nz.SETTINGS
-    args = (nz._Params.of(s), nz._peak_rank(images, s), run_scratch(*images.shape[1:]))
-    out = np.empty((len(images), int(s["size"]), int(s["size"])), np.uint8)
     best = float("inf")
     for _ in range(rounds):
         t0 = time.perf_counter()
-        _harness(images, out, *args, which, repeat)
+        normalised(images, which, repeat)
         best = min(best, time.perf_counter() - t0)
     return best
 
 
 def check(images: np.ndarray) -> None:
     """The harness draws what ``normalize_ink`` draws, or this profile is not of it."""
-    s = nz.SETTINGS
-    out = np.empty((len(images), int(s["size"]), int(s["size"])), np.uint8)
-    scratch = run_scratch(*images.shape[1:])
-    _harness(images, out, nz._Params.of(s), nz._peak_rank(images, s), scratch, 0, 1)
-    if not np.array_equal(out, nz.normalize_ink(images)):
+    if not np.array_equal(normalised(images), nz.normalize_ink(images)):
         sys.exit("profile_normalize: the harness no longer follows normalize._normalize_batch")
 
 

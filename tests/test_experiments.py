@@ -478,16 +478,13 @@ def test_profile_normalize_times_the_steps_of_the_normalisation_it_names():
     """The profiler's harness follows normalize_ink step for step: its images are the same with
     any one step repeated (each repeated step leaves the record as one run of it does)."""
     from experiments import profile_normalize as pn
-    from kanji_lab.data import normalize as nz
-    from kanji_lab.data.clutter import run_scratch
+    from kanji_lab.data.normalize import normalize_ink
 
     images = pn.glyph_bank(12) * np.uint8(17)
     pn.check(images)  # exits if the harness no longer draws normalize_ink's images
-    want, s = nz.normalize_ink(images), nz.SETTINGS
+    want = normalize_ink(images)
     for which in range(len(pn.STEPS) + 1):
-        out = np.zeros_like(want)
-        args = (nz._Params.of(s), nz._peak_rank(images, s), run_scratch(*images.shape[1:]))
-        pn._harness(images, out, *args, which, 3)
+        out = pn.normalised(images, which, 3)
         assert np.array_equal(out, want), pn.STEPS[which - 1] if which else "no step repeated"
     costs = pn.profile(images[:4], repeat=2, rounds=1)
     assert set(pn.STEPS) < set(costs) and all(v >= 0 for v in costs.values())
